@@ -1,0 +1,185 @@
+"""Hash-addressed memory (MAMA Net, Sec. III-C, Eq. 5-9)."""
+
+from __future__ import annotations
+
+from typing import List
+
+import torch
+import torch.nn as nn
+
+from mama_monai.networks.checks import check_choice, check_positive_int
+from mama_monai.networks.outputs import MemoryReadout
+
+__all__ = ["HashMemory"]
+
+
+class HashMemory(nn.Module):
+    """``N`` learnable slots addressed by the Hamming distance between binary hash codes.
+
+    Paper (Eq. 5-9): ``h(m) = 1/2 (sgn(sigmoid(fc(m)) - 1/2) + 1)``, i.e. bit ``b`` is set iff
+    ``fc(m)_b > 0``; the distance between a query and a slot is the Hamming distance of their
+    ``hash_bits``-bit codes; *hard* addressing reads the single nearest slot (the paper's choice and
+    the default), *soft* addressing a softmax over the ``top_k`` nearest.
+
+    ``sgn`` has no gradient, so training uses decisions the paper leaves open:
+
+    - **relaxed distance**: with bit probabilities ``p = sigmoid(fc(.))``, the expected Hamming
+      distance ``sum_b p_q (1 - p_m) + (1 - p_q) p_m`` is differentiable in the query, the slots and
+      the hash layer;
+    - **straight-through hard choice**: the forward pass reads exactly the slot with the smallest
+      true Hamming distance; the backward pass uses the softmax of the negative relaxed distances
+      (temperature ``temperature``), so the hash layer learns which slots help reconstruction;
+    - **VQ terms** (``MemoryReadout.loss``): ``||sg(z) - read||^2 + commitment_weight *
+      ||z - sg(read)||^2`` pull the slots that are read towards their queries (codebook) and keep the
+      queries near the memory (commitment).
+
+    At initialisation the hash layer is a random projection, so the codes are SimHash codes and
+    Hamming distance tracks the angle between features; slots start as unit-variance noise so that
+    their codes differ.
+
+    In eval mode the ``{-1, +1}`` codes of all slots are computed once, cached in ``slot_codes`` and
+    recomputed when the slots or the hash layer change (eager mode checks the tensors' version
+    counters; a scripted module recomputes after every training-mode call, or on
+    :meth:`refresh_codes`). Hamming distances of all queries to all slots come from one matrix
+    product of ``{-1, +1}`` codes: ``d = (bits - c_q . c_m) / 2``, computed in float32.
+
+    Args:
+        num_slots: number of memory slots N (paper: 2000; 3000 for X-ray).
+        feature_dim: size F of one slot and one query.
+        hash_bits: code length F' (paper: 128). Defaults to 128.
+        addressing: ``"hard"`` (default) or ``"soft"``.
+        top_k: slots mixed by soft addressing. Defaults to 8.
+        temperature: softmax temperature over distances in bits. Defaults to 1.0.
+        commitment_weight: weight of the commitment term. Defaults to 0.25.
+
+    Shapes:
+        query ``(Q, F)`` -> :class:`MemoryReadout` with ``output (Q, F)``, ``indices (Q,)``,
+        ``weights (Q, N)``.
+
+    Example::
+
+        >>> memory = HashMemory(num_slots=100, feature_dim=64).eval()
+        >>> readout = memory(torch.randn(5, 64))
+        >>> readout.output.shape, readout.indices.shape
+        (torch.Size([5, 64]), torch.Size([5]))
+    """
+
+    def __init__(
+        self,
+        num_slots: int,
+        feature_dim: int,
+        hash_bits: int = 128,
+        addressing: str = "hard",
+        top_k: int = 8,
+        temperature: float = 1.0,
+        commitment_weight: float = 0.25,
+    ) -> None:
+        super().__init__()
+        check_positive_int("num_slots", num_slots)
+        check_positive_int("feature_dim", feature_dim)
+        check_positive_int("hash_bits", hash_bits)
+        check_choice("addressing", addressing, ("hard", "soft"))
+        check_positive_int("top_k", top_k)
+        if addressing == "soft" and top_k > num_slots:
+            raise ValueError(f"top_k must be <= num_slots ({num_slots}) for soft addressing, got {top_k}.")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature!r}.")
+        if not commitment_weight >= 0:
+            raise ValueError(f"commitment_weight must be >= 0, got {commitment_weight!r}.")
+        self.num_slots = num_slots
+        self.feature_dim = feature_dim
+        self.hash_bits = hash_bits
+        self.hard = addressing == "hard"
+        self.top_k = top_k
+        self.temperature = float(temperature)
+        self.commitment_weight = float(commitment_weight)
+        self.slots = nn.Parameter(torch.randn(num_slots, feature_dim))
+        self.hash = nn.Linear(feature_dim, hash_bits)
+        self.register_buffer("slot_codes", torch.zeros(num_slots, hash_bits), persistent=False)
+        self.codes_valid: bool = False
+        self._codes_key: List[int] = []
+
+    # ----------------------------------------------------------------- codes and distances
+    def codes(self, features: torch.Tensor) -> torch.Tensor:
+        """``{-1, +1}`` codes ``(Q, hash_bits)`` of features ``(Q, F)``: ``+1`` where the paper's bit is 1."""
+        logits = self.hash(features).float()
+        return torch.where(logits > 0, torch.ones_like(logits), -torch.ones_like(logits))
+
+    def binary_codes(self, features: torch.Tensor) -> torch.Tensor:
+        """The paper's ``{0, 1}`` codes ``h`` (uint8, ``(Q, hash_bits)``)."""
+        return (self.hash(features) > 0).to(torch.uint8)
+
+    def hamming(self, query_codes: torch.Tensor, slot_codes: torch.Tensor) -> torch.Tensor:
+        """Hamming distances ``(Q, N)`` between ``{-1, +1}`` codes, from one float32 matrix product."""
+        return 0.5 * (self.hash_bits - query_codes.float() @ slot_codes.float().t())
+
+    def refresh_codes(self) -> None:
+        """Recompute the cached codes of all slots now."""
+        with torch.no_grad():
+            self.slot_codes = self.codes(self.slots)
+        self.codes_valid = True
+        if not torch.jit.is_scripting():
+            self._codes_key = self._weights_key()
+
+    @torch.jit.unused
+    def _weights_key(self) -> List[int]:
+        tensors = (self.slots, self.hash.weight, self.hash.bias)
+        return [t._version for t in tensors] + [t.data_ptr() for t in tensors]
+
+    def _cached_slot_codes(self) -> torch.Tensor:
+        stale = not self.codes_valid
+        if not torch.jit.is_scripting():
+            stale = stale or self._codes_key != self._weights_key()
+        if stale:
+            self.refresh_codes()
+        return self.slot_codes
+
+    # ----------------------------------------------------------------- addressing
+    def _top_k_weights(self, distances: torch.Tensor, hamming: torch.Tensor) -> torch.Tensor:
+        """Softmax of ``-distances / T`` over the ``top_k`` smallest ``hamming``, zero elsewhere."""
+        idx = torch.topk(hamming, self.top_k, dim=1, largest=False).indices
+        w = torch.softmax(-distances.gather(1, idx) / self.temperature, dim=1)
+        return torch.zeros_like(distances).scatter(1, idx, w)
+
+    def forward(self, query: torch.Tensor) -> MemoryReadout:
+        if query.dim() != 2 or query.shape[1] != self.feature_dim:
+            raise ValueError(f"query must have shape (Q, {self.feature_dim}), got {list(query.shape)}.")
+        if self.training:
+            return self._train_read(query)
+        return self._eval_read(query)
+
+    def _train_read(self, query: torch.Tensor) -> MemoryReadout:
+        self.codes_valid = False
+        logits_q = self.hash(query).float()
+        logits_m = self.hash(self.slots).float()
+        with torch.no_grad():
+            hamming = self.hamming(torch.sign(logits_q), torch.sign(logits_m))
+        p_q = torch.sigmoid(logits_q)
+        p_m = torch.sigmoid(logits_m)
+        relaxed = p_q.sum(1, keepdim=True) + p_m.sum(1).unsqueeze(0) - 2.0 * (p_q @ p_m.t())
+        if self.hard:
+            indices = torch.argmin(hamming, dim=1)
+            soft = torch.softmax(-relaxed / self.temperature, dim=1)
+            hard = nn.functional.one_hot(indices, self.num_slots).to(soft.dtype)
+            weights = hard + soft - soft.detach()
+        else:
+            weights = self._top_k_weights(relaxed, hamming)
+            indices = torch.argmax(weights.detach(), dim=1)
+        slots = self.slots
+        output = weights.to(slots.dtype) @ slots
+        read = weights.detach().to(slots.dtype) @ slots
+        codebook = nn.functional.mse_loss(read.float(), query.detach().float())
+        commitment = nn.functional.mse_loss(query.float(), read.detach().float())
+        return MemoryReadout(output, indices, weights.detach(), codebook + self.commitment_weight * commitment)
+
+    def _eval_read(self, query: torch.Tensor) -> MemoryReadout:
+        hamming = self.hamming(self.codes(query), self._cached_slot_codes())
+        if self.hard:
+            indices = torch.argmin(hamming, dim=1)
+            weights = nn.functional.one_hot(indices, self.num_slots).to(hamming.dtype)
+            output = self.slots.index_select(0, indices).to(query.dtype)
+        else:
+            weights = self._top_k_weights(hamming, hamming)
+            indices = torch.argmax(weights, dim=1)
+            output = (weights.to(self.slots.dtype) @ self.slots).to(query.dtype)
+        return MemoryReadout(output, indices, weights, torch.zeros((), device=query.device))
