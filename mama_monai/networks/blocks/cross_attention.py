@@ -45,6 +45,12 @@ class GlobalCrossAttention(nn.Module):
     ``gamma`` initialised to 0, so the block starts as its plain convolution ``G``. With
     ``residual=False`` it returns the attention alone, the paper's literal Eq. 4.
 
+    ``context_size`` (default ``None``, the paper's full attention) average-pools the keys and
+    values to at most ``context_size`` positions per side before attending: every output position
+    still sees the whole image, at a coarser context resolution, and the cost drops from
+    ``N_out x N_in`` to ``N_out x context_size ** spatial_dims``. The compact CPU configuration uses
+    it; the paper configuration does not.
+
     Args:
         spatial_dims: 2 or 3.
         query_channels: channels of the query feature map (the output of ``G``, paper's C'').
@@ -52,6 +58,8 @@ class GlobalCrossAttention(nn.Module):
         attn_channels: attention width; defaults to :func:`default_attn_channels`.
         head_dim: width of one head; defaults to ``min(64, attn_channels)``.
         residual: see above. Defaults to True.
+        context_size: pool keys and values to at most this many positions per side; ``None``
+            (default) attends over every input position.
 
     Shapes:
         query ``(B, query_channels, *out_spatial)``, context ``(B, context_channels, *in_spatial)``
@@ -72,10 +80,13 @@ class GlobalCrossAttention(nn.Module):
         attn_channels: Optional[int] = None,
         head_dim: Optional[int] = None,
         residual: bool = True,
+        context_size: Optional[int] = None,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims)
         check_positive_int("query_channels", query_channels)
+        if context_size is not None:
+            check_positive_int("context_size", context_size)
         check_positive_int("context_channels", context_channels)
         if attn_channels is None:
             attn_channels = default_attn_channels(query_channels, context_channels)
@@ -85,6 +96,8 @@ class GlobalCrossAttention(nn.Module):
         if attn_channels % head_dim != 0:
             raise ValueError(f"attn_channels ({attn_channels}) must be a multiple of head_dim, got head_dim={head_dim}.")
         conv = Conv[Conv.CONV, spatial_dims]
+        self.spatial_dims = spatial_dims
+        self.context_size = context_size
         self.num_heads = attn_channels // head_dim
         self.head_dim = head_dim
         self.residual = residual
@@ -99,7 +112,19 @@ class GlobalCrossAttention(nn.Module):
         b = t.shape[0]
         return t.reshape(b, self.num_heads, self.head_dim, -1).transpose(2, 3)
 
+    def _pool_context(self, context: torch.Tensor) -> torch.Tensor:
+        cs = self.context_size
+        if cs is None:
+            return context
+        sizes = [min(s, cs) for s in context.shape[2:]]
+        if sizes == list(context.shape[2:]):
+            return context
+        if self.spatial_dims == 2:
+            return nn.functional.adaptive_avg_pool2d(context, sizes)
+        return nn.functional.adaptive_avg_pool3d(context, sizes)
+
     def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        context = self._pool_context(context)
         q = self._heads(self.to_q(query))
         k = self._heads(self.to_k(context))
         v = self._heads(self.to_v(context))

@@ -43,6 +43,8 @@ class MultiScaleAttentionBlock(nn.Module):
         head_dim: width of one attention head; defaults to ``min(64, attn_channels)``.
         residual: residual (zero-initialised) form of both attentions, see their classes; False is
             the paper's literal reading. Defaults to True.
+        context_size: pool the global attention's keys/values to at most this many positions per
+            side (see :class:`GlobalCrossAttention`); ``None`` (default) is the paper's full attention.
         norm: MONAI norm name or ``(name, kwargs)``. Defaults to ``"batch"``.
         act: MONAI activation name or ``(name, kwargs)``. Defaults to LeakyReLU(0.2).
         conv_only: skip norm and activation (for the output layer). Defaults to False.
@@ -72,6 +74,7 @@ class MultiScaleAttentionBlock(nn.Module):
         attn_channels: Optional[int] = None,
         head_dim: Optional[int] = None,
         residual: bool = True,
+        context_size: Optional[int] = None,
         norm: Union[Tuple, str] = "batch",
         act: Union[Tuple, str] = ("leakyrelu", {"negative_slope": 0.2}),
         conv_only: bool = False,
@@ -90,7 +93,8 @@ class MultiScaleAttentionBlock(nn.Module):
         else:
             self.resample = StridedConv(spatial_dims, grid_in, out_channels, stride=2 if role == "down" else 1)
         self.attention = GlobalCrossAttention(
-            spatial_dims, out_channels, grid_in, attn_channels=attn_channels, head_dim=head_dim, residual=residual
+            spatial_dims, out_channels, grid_in, attn_channels=attn_channels, head_dim=head_dim, residual=residual,
+            context_size=context_size,
         )
         if conv_only:
             self.norm: nn.Module = nn.Identity()

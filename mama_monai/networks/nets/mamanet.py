@@ -61,7 +61,7 @@ class MAMANet(nn.Module):
             ``commitment_weight``).
         block_args: further :class:`~mama_monai.networks.blocks.multiscale_attention.MultiScaleAttentionBlock`
             arguments for every block (``patch_size``, ``patch_attention``, ``head_dim``,
-            ``residual``, ``norm``, ``act``).
+            ``residual``, ``context_size``, ``norm``, ``act``).
         check_finite: refuse inputs with NaN/inf (one reduction per call). Defaults to True.
 
     Example::
