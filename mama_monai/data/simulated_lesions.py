@@ -1,0 +1,221 @@
+"""SIMULATED lesions: blurred disks (2D) or balls (3D) that brighten or darken real anatomy.
+
+Every image this module returns is synthetic in the lesion area and must be labelled
+``simulated: true`` wherever it is stored or reported. A lesion with signed contrast ``c``
+(e.g. +0.4 or -0.35) multiplies the image by ``1 + c * w``, where ``w`` is a disk of the given
+radius blurred by a Gaussian (sigma = ``blur`` x radius) and scaled so that ``w = 1`` at the
+centre: the local intensity changes by exactly the fraction ``c`` at the centre and smoothly
+less towards the rim. The mask is ``w >= 0.5``. Defaults follow DESIGN.md §7 (radius 5-15 px,
+30-50 % of the local intensity, either sign).
+
+Pattern (TorchIO's): random parameters are drawn by :func:`sample_lesions`, then the
+deterministic :func:`insert_lesions` applies them; :func:`simulate_lesions` does both, and
+:class:`RandSimulatedLesion` / :class:`RandSimulatedLesiond` wrap them as MONAI transforms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_dst_type, convert_to_numpy
+from scipy.ndimage import gaussian_filter
+
+__all__ = ["Lesion", "sample_lesions", "insert_lesions", "simulate_lesions", "RandSimulatedLesion", "RandSimulatedLesiond"]
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One simulated lesion: ``center`` (voxel indices), ``radius`` (voxels), signed ``contrast``."""
+
+    center: tuple[int, ...]
+    radius: float
+    contrast: float
+
+
+def _check_range(name: str, value: Sequence[float], low: float) -> tuple[float, float]:
+    if len(value) != 2 or not low <= value[0] <= value[1]:
+        raise ValueError(f"{name} must be a (min, max) pair with {low} <= min <= max, got {value!r}.")
+    return float(value[0]), float(value[1])
+
+
+def sample_lesions(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    n: int = 1,
+    radius_px: Sequence[float] = (5, 15),
+    contrast: Sequence[float] = (0.3, 0.5),
+    sign: int | None = None,
+    foreground: np.ndarray | None = None,
+) -> list[Lesion]:
+    """Draw ``n`` lesions inside the foreground of a spatial array (no channel axis).
+
+    Args:
+        image: the spatial image (H, W) or (H, W, D); used for the default foreground.
+        rng: a ``numpy.random.Generator``; the same generator state gives the same lesions.
+        n: number of lesions. Default 1.
+        radius_px: (min, max) radius in voxels. Default (5, 15).
+        contrast: (min, max) magnitude of the intensity change as a fraction. Default (0.3, 0.5).
+        sign: +1 (bright), -1 (dark) or None (each lesion's sign drawn at random). Default None.
+        foreground: bool mask of allowed centres; default ``image > 0.1 * max(image)``.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n!r}.")
+    if sign not in (None, 1, -1):
+        raise ValueError(f"sign must be +1, -1 or None, got {sign!r}.")
+    r_lo, r_hi = _check_range("radius_px", radius_px, 0.5)
+    c_lo, c_hi = _check_range("contrast", contrast, 0.0)
+    image = np.asarray(image)
+    fg = image > 0.1 * float(image.max()) if foreground is None else np.asarray(foreground, bool)
+    if fg.shape != image.shape:
+        raise ValueError(f"foreground shape {fg.shape} differs from image shape {image.shape}.")
+    lesions = []
+    for _ in range(n):
+        radius = float(rng.uniform(r_lo, r_hi))
+        inner = np.zeros_like(fg)
+        margin = int(np.ceil(radius))
+        inner[tuple(slice(margin, max(margin, s - margin)) for s in fg.shape)] = True
+        candidates = np.argwhere(fg & inner)
+        if len(candidates) == 0:
+            raise ValueError(f"no foreground voxel at least {margin} voxels from the border of an image of shape {image.shape}.")
+        center = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
+        s = sign if sign is not None else int(rng.choice([-1, 1]))
+        lesions.append(Lesion(center, radius, s * float(rng.uniform(c_lo, c_hi))))
+    return lesions
+
+
+def insert_lesions(image: np.ndarray, lesions: Sequence[Lesion], blur: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministically insert ``lesions`` into a spatial array (no channel axis).
+
+    Args:
+        image: (H, W) or (H, W, D) array.
+        lesions: the lesions to insert (see :func:`sample_lesions`).
+        blur: Gaussian sigma as a fraction of the radius. Default 0.25.
+
+    Returns:
+        ``(image, mask)``: float32 image with the lesions, uint8 mask (1 inside any lesion).
+
+    Example:
+        >>> img, mask = insert_lesions(np.ones((64, 64)), [Lesion((32, 32), 8.0, -0.4)])
+        >>> round(float(img[32, 32]), 3), int(mask.sum()) > 0
+        (0.6, True)
+    """
+    out = np.asarray(image, dtype=np.float32).copy()
+    mask = np.zeros(out.shape, dtype=np.uint8)
+    grid = np.indices(out.shape, dtype=np.float32)
+    for lesion in lesions:
+        if len(lesion.center) != out.ndim:
+            raise ValueError(f"lesion center {lesion.center} has {len(lesion.center)} coordinates, image has {out.ndim} dims.")
+        sigma = max(blur * lesion.radius, 1e-3)
+        half = int(np.ceil(lesion.radius + 4 * sigma))
+        box = tuple(slice(max(c - half, 0), min(c + half + 1, s)) for c, s in zip(lesion.center, out.shape))
+        dist2 = sum((grid[(i,) + box] - c) ** 2 for i, c in enumerate(lesion.center))
+        weight = gaussian_filter((dist2 <= lesion.radius**2).astype(np.float32), sigma, mode="constant")
+        weight /= weight[tuple(c - b.start for c, b in zip(lesion.center, box))]
+        weight = np.clip(weight, 0.0, 1.0)
+        out[box] *= 1.0 + lesion.contrast * weight
+        mask[box] |= (weight >= 0.5).astype(np.uint8)
+    return out, mask
+
+
+def simulate_lesions(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    n: int = 1,
+    radius_px: Sequence[float] = (5, 15),
+    contrast: Sequence[float] = (0.3, 0.5),
+    sign: int | None = None,
+    foreground: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Lesion]]:
+    """Draw and insert SIMULATED lesions: :func:`sample_lesions` then :func:`insert_lesions`.
+
+    Returns ``(image, mask, lesions)``. Example:
+        >>> img, mask, lesions = simulate_lesions(slice_2d, np.random.default_rng(0), n=2)  # doctest: +SKIP
+    """
+    lesions = sample_lesions(image, rng, n, radius_px, contrast, sign, foreground)
+    out, mask = insert_lesions(image, lesions)
+    return out, mask, lesions
+
+
+class RandSimulatedLesion(RandomizableTransform):
+    """MONAI array transform adding SIMULATED lesions to a channel-first image (C, H, W[, D]).
+
+    The same lesions go into every channel; the foreground is taken from channel 0. Returns
+    ``(image, mask)`` with the mask of shape (1, H, W[, D]); with probability ``1 - prob`` the
+    image is returned unchanged with an empty mask.
+
+    Args:
+        prob: probability of inserting lesions. Default 1.0.
+        num_lesions: (min, max) number of lesions, inclusive. Default (1, 1).
+        radius_px, contrast, sign: see :func:`sample_lesions`.
+
+    Example:
+        >>> t = RandSimulatedLesion(num_lesions=(1, 3)); t.set_random_state(seed=0)  # doctest: +SKIP
+        >>> img, mask = t(torch.rand(1, 128, 128))  # doctest: +SKIP
+    """
+
+    def __init__(self, prob: float = 1.0, num_lesions: Sequence[int] = (1, 1), radius_px: Sequence[float] = (5, 15),
+                 contrast: Sequence[float] = (0.3, 0.5), sign: int | None = None) -> None:
+        RandomizableTransform.__init__(self, prob)
+        if len(num_lesions) != 2 or not 0 <= num_lesions[0] <= num_lesions[1]:
+            raise ValueError(f"num_lesions must be a (min, max) pair with 0 <= min <= max, got {num_lesions!r}.")
+        self.num_lesions, self.sign = tuple(int(v) for v in num_lesions), sign
+        self.radius_px, self.contrast = _check_range("radius_px", radius_px, 0.5), _check_range("contrast", contrast, 0.0)
+        self.lesions: list[Lesion] = []
+
+    def randomize(self, data: np.ndarray) -> None:
+        super().randomize(None)
+        self.lesions = []
+        if self._do_transform:
+            rng = np.random.default_rng(self.R.randint(2**31))
+            n = int(rng.integers(self.num_lesions[0], self.num_lesions[1] + 1))
+            self.lesions = sample_lesions(data, rng, n, self.radius_px, self.contrast, self.sign)
+
+    def __call__(self, img, randomize: bool = True):  # type: ignore[override]
+        arr = convert_to_numpy(img)
+        if randomize:
+            self.randomize(arr[0])
+        channels = [insert_lesions(c, self.lesions) for c in arr]
+        out = np.stack([c[0] for c in channels]).astype(np.float32)
+        mask = channels[0][1][None] if channels else np.zeros((1,) + arr.shape[1:], np.uint8)
+        return convert_to_dst_type(out, img, dtype=out.dtype)[0], convert_to_dst_type(mask, img, dtype=mask.dtype)[0]
+
+
+class RandSimulatedLesiond(RandomizableTransform, MapTransform):
+    """Dictionary wrapper of :class:`RandSimulatedLesion`: the same lesions go into every key.
+
+    Writes the mask to ``mask_key`` and ``True`` to ``"simulated"``; when ``label_key`` is
+    given, sets it to 1 where lesions were inserted (else leaves it).
+
+    Example:
+        >>> t = RandSimulatedLesiond("image", mask_key="lesion_mask", label_key="label")  # doctest: +SKIP
+    """
+
+    def __init__(self, keys: KeysCollection, mask_key: str = "lesion_mask", label_key: str | None = None,
+                 prob: float = 1.0, allow_missing_keys: bool = False, **kwargs) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.mask_key, self.label_key = mask_key, label_key
+        self.lesion = RandSimulatedLesion(prob=1.0, **kwargs)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandSimulatedLesiond:
+        super().set_random_state(seed, state)
+        self.lesion.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        self.randomize(None)
+        keys = list(self.key_iterator(d))
+        if not self._do_transform or not keys:
+            return d
+        self.lesion.randomize(convert_to_numpy(d[keys[0]])[0])
+        for key in keys:
+            d[key], d[self.mask_key] = self.lesion(d[key], randomize=False)
+        d["simulated"] = True
+        if self.label_key is not None:
+            d[self.label_key] = 1
+        return d
