@@ -1,4 +1,4 @@
-"""Medical image data in: readers, DICOM handling, presets, slicing and conversion.
+"""Medical image data in: readers, DICOM handling, presets, slicing, conversion, manifests and demo data.
 
 Each line imports the public names of one module; ``__all__`` collects them.
 """
@@ -8,6 +8,12 @@ from mama_monai.data.dicom_series import SeriesInfo, find_dicom_series, select_s
 from mama_monai.data.dicom_pixels import read_dicom_file
 from mama_monai.data.readers import SimpleITKReader
 from mama_monai.data.loading import LoadFailure, LoadMedicalImaged, load_image, load_many
+from mama_monai.data.manifest import Manifest, ManifestCase, load_manifest, split_cases, write_manifest
+from mama_monai.data.folds import assign_folds
+from mama_monai.data.builders import BUILDERS, ExtraFilesWarning, build_manifest
+from mama_monai.data.lidc import parse_lidc_xml, rasterize_reading
+from mama_monai.data.simulated_lesions import Lesion, RandSimulatedLesion, RandSimulatedLesiond, insert_lesions, simulate_lesions
+from mama_monai.data.demo import demo_data_dir, demo_manifest, demo_slice_table, load_demo_brain, load_demo_ct
 
 __all__ = [
     "ImageLoadError",
@@ -22,4 +28,25 @@ __all__ = [
     "LoadMedicalImaged",
     "load_image",
     "load_many",
+    "Manifest",
+    "ManifestCase",
+    "load_manifest",
+    "split_cases",
+    "write_manifest",
+    "assign_folds",
+    "BUILDERS",
+    "ExtraFilesWarning",
+    "build_manifest",
+    "parse_lidc_xml",
+    "rasterize_reading",
+    "Lesion",
+    "RandSimulatedLesion",
+    "RandSimulatedLesiond",
+    "insert_lesions",
+    "simulate_lesions",
+    "demo_data_dir",
+    "demo_manifest",
+    "demo_slice_table",
+    "load_demo_brain",
+    "load_demo_ct",
 ]
