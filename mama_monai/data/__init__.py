@@ -8,6 +8,9 @@ from mama_monai.data.dicom_series import SeriesInfo, find_dicom_series, select_s
 from mama_monai.data.dicom_pixels import read_dicom_file
 from mama_monai.data.readers import SimpleITKReader
 from mama_monai.data.loading import LoadFailure, LoadMedicalImaged, load_image, load_many
+from mama_monai.data.presets import get_preset, list_presets, preset_path
+from mama_monai.data.slicing import slice_volume, stack_slices
+from mama_monai.data.convert import convert
 from mama_monai.data.manifest import Manifest, ManifestCase, load_manifest, split_cases, write_manifest
 from mama_monai.data.folds import assign_folds
 from mama_monai.data.builders import BUILDERS, ExtraFilesWarning, build_manifest
@@ -28,6 +31,12 @@ __all__ = [
     "LoadMedicalImaged",
     "load_image",
     "load_many",
+    "get_preset",
+    "list_presets",
+    "preset_path",
+    "slice_volume",
+    "stack_slices",
+    "convert",
     "Manifest",
     "ManifestCase",
     "load_manifest",
