@@ -48,7 +48,7 @@ from mama_monai.data.slicing import slice_volume
 def phantom(slices: int, size: int, seed: int = 0) -> np.ndarray:
     """Stored values (slices, rows, columns), int16, HU + 1024: air, a body ellipse, two lungs, noise."""
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    y, x = np.mgrid[-1 : 1 : size * 1j, -1 : 1 : size * 1j]
     hu = np.full((size, size), -1000.0)
     hu[(x / 0.85) ** 2 + (y / 0.65) ** 2 < 1] = 40.0
     for cx in (-0.4, 0.4):
@@ -119,16 +119,18 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for name, path in inputs:
             decode = median_seconds(lambda p=path: load_image(p), args.repeats)
-            full = median_seconds(
-                lambda p=path: slice_volume(preset({"image": load_image(p)})), args.repeats
-            )
+            full = median_seconds(lambda p=path: slice_volume(preset({"image": load_image(p)})), args.repeats)
             rows.append((name, decode, full))
 
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    print(f"Data loading, one core: {args.slices} slices of {args.matrix}x{args.matrix} int16, "
-          f"ct_lung preset to {args.size}x{args.size}, median of {args.repeats}")
-    print(f"CPU: {cpu}; torch {torch.__version__}, SimpleITK {sitk.Version.VersionString()}, "
-          f"pydicom {pydicom.__version__}, Python {platform.python_version()}")
+    print(
+        f"Data loading, one core: {args.slices} slices of {args.matrix}x{args.matrix} int16, "
+        f"ct_lung preset to {args.size}x{args.size}, median of {args.repeats}"
+    )
+    print(
+        f"CPU: {cpu}; torch {torch.__version__}, SimpleITK {sitk.Version.VersionString()}, "
+        f"pydicom {pydicom.__version__}, Python {platform.python_version()}"
+    )
     print()
     print("| input | decode (slices/s) | decode + preprocess + slice (slices/s) | s per volume (full) |")
     print("| --- | ---: | ---: | ---: |")

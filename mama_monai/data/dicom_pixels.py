@@ -48,7 +48,6 @@ RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "MG", "RF", "XA", "IO", "PX", "RG
 META_PREFIX = "mama_"
 
 
-
 def _read_dataset(path: Path) -> pydicom.Dataset:
     try:
         return pydicom.dcmread(path)
@@ -58,10 +57,12 @@ def _read_dataset(path: Path) -> pydicom.Dataset:
         except Exception as err:
             raise ImageLoadError(path, f"not a DICOM file ({first_line(err)})") from err
         if "Rows" not in ds:
-            raise ImageLoadError(path, "not a DICOM file (no DICOM preamble and no image attributes)")
+            raise ImageLoadError(path, "not a DICOM file (no DICOM preamble and no image attributes)") from None
         return ds
     except Exception as err:
-        raise ImageLoadError(path, f"truncated or corrupt DICOM file ({type(err).__name__}: {first_line(err)})") from err
+        raise ImageLoadError(
+            path, f"truncated or corrupt DICOM file ({type(err).__name__}: {first_line(err)})"
+        ) from err
 
 
 def _transfer_syntax(ds: pydicom.Dataset) -> tuple[str, str]:

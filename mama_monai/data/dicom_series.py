@@ -245,15 +245,13 @@ def validate_series(series: SeriesInfo, folder: str | PathLike | None = None, to
         return
     names = [Path(f).name for f in series.files]
     if series.number_of_frames > 1:
-        raise ImageLoadError(
-            where, f"series {series.uid} has {len(names)} multi-frame files; load one file at a time"
-        )
+        raise ImageLoadError(where, f"series {series.uid} has {len(names)} multi-frame files; load one file at a time")
     size_counts: dict[tuple[int, int], int] = {}
     for size in series.sizes:
         size_counts[size] = size_counts.get(size, 0) + 1
     if len(size_counts) > 1:
         common = max(size_counts, key=lambda k: size_counts[k])
-        odd = [f"{n} ({r}x{c})" for n, (r, c) in zip(names, series.sizes) if (r, c) != common]
+        odd = [f"{n} ({r}x{c})" for n, (r, c) in zip(names, series.sizes, strict=True) if (r, c) != common]
         raise ImageLoadError(
             where,
             f"series {series.uid} mixes image sizes: most files are {common[0]}x{common[1]} (rows x columns) "
@@ -261,7 +259,11 @@ def validate_series(series: SeriesInfo, folder: str | PathLike | None = None, to
         )
     if any(o is not None for o in series.orientations):
         ref = next(o for o in series.orientations if o is not None)
-        odd = [n for n, o in zip(names, series.orientations) if o is None or not np.allclose(o, ref, atol=1e-3)]
+        odd = [
+            n
+            for n, o in zip(names, series.orientations, strict=True)
+            if o is None or not np.allclose(o, ref, atol=1e-3)
+        ]
         if odd:
             raise ImageLoadError(
                 where, f"series {series.uid} mixes slice orientations ({', '.join(odd[:5])} differ from {names[0]})"
@@ -289,4 +291,3 @@ def validate_series(series: SeriesInfo, folder: str | PathLike | None = None, to
             f"{names[i + 1]} where the series' spacing is {spacing:.3f} mm{hint}; "
             "expected evenly spaced slices (re-export the complete series)",
         )
-

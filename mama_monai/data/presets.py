@@ -39,6 +39,7 @@ from monai.transforms import Compose
 
 __all__ = ["get_preset", "list_presets", "preset_path"]
 
+
 def _folder() -> Path:
     return Path(str(resources.files("mama_monai"))) / "presets"
 

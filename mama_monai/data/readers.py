@@ -47,8 +47,8 @@ Example:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 

@@ -45,7 +45,15 @@ from monai.utils import MetaKeys
 
 __all__ = ["slice_volume", "stack_slices"]
 
-_SLICE_KEYS = ("slice_index", "slice_axis", "num_slices", "volume_shape", "volume_affine", "original_shape", "original_affine")
+_SLICE_KEYS = (
+    "slice_index",
+    "slice_axis",
+    "num_slices",
+    "volume_shape",
+    "volume_affine",
+    "original_shape",
+    "original_affine",
+)
 
 
 def _as_meta_tensor(image: torch.Tensor) -> MetaTensor:
@@ -155,7 +163,7 @@ def stack_slices(
     in_plane = volume_shape if len(volume_shape) == 2 else tuple(s for a, s in enumerate(volume_shape) if a != axis)
     resize = Resize(spatial_size=in_plane, mode=mode)
     ordered = [None] * expected
-    for index, item in zip(indices, slices):
+    for index, item in zip(indices, slices, strict=True):
         array = item.as_tensor() if isinstance(item, MetaTensor) else torch.as_tensor(item)
         if tuple(array.shape[1:]) != in_plane:
             array = torch.as_tensor(resize(array)).to(array.dtype)

@@ -7,11 +7,10 @@ this module, so that several ``conftest.py`` files in the test tree never clash.
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileDataset, FileMetaDataset

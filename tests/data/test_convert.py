@@ -55,8 +55,21 @@ def test_convert_with_preset_on_the_original_grid(tmp_path, series):
 
 def test_convert_single_radiograph_with_cxr_preset(tmp_path, dicom):
     output = tmp_path / "cr.nii"
-    assert main(["convert", dicom.testdata("dicomdirtests/77654033/CR1/6154"), str(output), "--preset", "cxr",
-                 "--spatial-size", "8", "8"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                dicom.testdata("dicomdirtests/77654033/CR1/6154"),
+                str(output),
+                "--preset",
+                "cxr",
+                "--spatial-size",
+                "8",
+                "8",
+            ]
+        )
+        == 0
+    )
     assert nib.load(output).shape == (8, 8)  # one frame, channel and singleton slice squeezed on write
 
 

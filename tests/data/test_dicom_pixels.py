@@ -115,14 +115,19 @@ def test_unknown_transfer_syntax_names_syntax_and_file(tmp_path, dicom):
         read_dicom_file(path)
     message = str(err.value)
     assert str(path) in message
-    assert "cannot decode pixel data with transfer syntax 'unknown transfer syntax' (1.2.826.0.1.3680043.8.498.99)" in message
+    assert (
+        "cannot decode pixel data with transfer syntax 'unknown transfer syntax' (1.2.826.0.1.3680043.8.498.99)"
+        in message
+    )
     assert err.value.transfer_syntax_uid == "1.2.826.0.1.3680043.8.498.99"
 
 
 def test_known_but_undecodable_syntax_is_named(tmp_path, dicom, monkeypatch):
     path = dicom.testdata("MR_small_jpeg_ls_lossless.dcm")
     monkeypatch.setattr(sitk, "ReadImage", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no GDCM")))
-    with pytest.raises(UnsupportedTransferSyntaxError, match=r"'JPEG-LS Lossless Image Compression' \(1.2.840.10008.1.2.4.80\)"):
+    with pytest.raises(
+        UnsupportedTransferSyntaxError, match=r"'JPEG-LS Lossless Image Compression' \(1.2.840.10008.1.2.4.80\)"
+    ):
         read_dicom_file(path)
 
 

@@ -100,7 +100,10 @@ def test_mixed_sizes_is_an_error_naming_the_odd_file(tmp_path, dicom, ct_volume)
 def test_missing_position_falls_back_to_instance_number_with_warning(tmp_path, dicom):
     for number in (3, 1, 2):
         dicom.write_file(
-            tmp_path / f"f{number}.dcm", np.full((4, 4), number, np.int16), SeriesInstanceUID="1.2.9", InstanceNumber=number
+            tmp_path / f"f{number}.dcm",
+            np.full((4, 4), number, np.int16),
+            SeriesInstanceUID="1.2.9",
+            InstanceNumber=number,
         )
     with pytest.warns(UserWarning, match="ordered by InstanceNumber"):
         (series,) = find_dicom_series(tmp_path)

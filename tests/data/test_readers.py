@@ -20,7 +20,9 @@ from mama_monai.data.readers import SimpleITKReader
 
 def _oblique_affine(shear: float = 0.0) -> np.ndarray:
     c, s = np.cos(0.4), np.sin(0.4)
-    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.array([[1, 0, 0], [0, np.cos(0.2), -np.sin(0.2)], [0, np.sin(0.2), np.cos(0.2)]])
+    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.array(
+        [[1, 0, 0], [0, np.cos(0.2), -np.sin(0.2)], [0, np.sin(0.2), np.cos(0.2)]]
+    )
     affine = np.eye(4)
     affine[:3, :3] = rotation @ np.diag([0.8, 0.9, 2.5])
     affine[0, 1] += shear
