@@ -5,8 +5,10 @@ anomalous when ``score >= threshold``. Nothing here runs a network or reads data
 writing PNG files atomically.
 """
 
+from mama_monai.evaluation.images import overlay_png, plot_montage
 from mama_monai.evaluation.metrics import AurocInterval, bootstrap_auroc_ci, image_metrics, normality_scores
 from mama_monai.evaluation.pixel import pixel_auroc, pro_score
+from mama_monai.evaluation.plots import plot_normality_per_case, plot_roc, plot_score_histograms
 from mama_monai.evaluation.statistics import PairedTTest, paired_t_test, summarize_folds
 from mama_monai.evaluation.thresholds import Threshold, best_f1_threshold, calibrate_threshold, youden_threshold
 
@@ -19,8 +21,13 @@ __all__ = [
     "calibrate_threshold",
     "image_metrics",
     "normality_scores",
+    "overlay_png",
     "paired_t_test",
     "pixel_auroc",
+    "plot_montage",
+    "plot_normality_per_case",
+    "plot_roc",
+    "plot_score_histograms",
     "pro_score",
     "summarize_folds",
     "youden_threshold",
