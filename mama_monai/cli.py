@@ -59,8 +59,65 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="score new cases with a saved model: anomaly maps (NIfTI), overlays (PNG), scores.csv/json",
+        description=(
+            "Load each PATH as training did (the model's preset and size), score its axial slices, and write "
+            "DIR/<case>/anomaly_map.nii.gz on the input's own grid (overlays the original in ITK-SNAP / 3D Slicer), "
+            "DIR/<case>/overlay.png (the highest-scoring slice) and one report, DIR/scores.csv and DIR/scores.json. "
+            "A case's score is the maximum of its slice scores; it is labelled anomalous when score >= the "
+            "threshold stored in the model. Unreadable inputs are reported and skipped."
+        ),
+        epilog="Exit code: 0 all inputs scored, 1 some inputs failed (see the report), 2 error (nothing scored).",
+    )
+    parser.add_argument("--model", required=True, metavar="MODEL.pt", help="model file written by training")
+    parser.add_argument(
+        "--input", required=True, nargs="+", metavar="PATH", help="DICOM folders or files, .nii/.nii.gz, .png/.jpg"
+    )
+    parser.add_argument("--output", required=True, metavar="DIR", help="new or empty folder for the outputs")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
+    parser.add_argument("--series-uid", default=None, help="SeriesInstanceUID to read from folders of several series")
+    parser.add_argument(
+        "--force", action="store_true", help="score DICOM inputs whose Modality is not the model's (refused by default)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="write into an existing non-empty DIR, replacing same-named files"
+    )
+    parser.add_argument(
+        "--include-identifiers",
+        action="store_true",
+        help="add the DICOM PatientID column to the report (default: no patient data in any output)",
+    )
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from mama_monai.workflows.scoring import score_cases
+
+    report = score_cases(
+        args.model,
+        args.input,
+        args.output,
+        device=args.device,
+        series_uid=args.series_uid,
+        force=args.force,
+        overwrite=args.overwrite,
+        include_identifiers=args.include_identifiers,
+        progress=True,
+    )
+    cases, failures = report["cases"], report["failures"]
+    anomalous = sum(c["label"] for c in cases)
+    print(
+        f"scored {len(cases)} case(s) ({anomalous} anomalous), {len(failures)} failed; "
+        f"report: {report['reports']['csv']} and {report['reports']['json']}"
+    )
+    return 1 if failures else 0
+
+
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
     "convert": (_add_convert_parser, _run_convert),
+    "score": (_add_score_parser, _run_score),
 }
 
 
