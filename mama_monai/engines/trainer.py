@@ -1,0 +1,50 @@
+"""Training on MONAI's engines: reconstruction of normal images with the memory term."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import torch
+from monai.engines import SupervisedTrainer
+from monai.engines.utils import IterationEvents
+from monai.utils import CommonKeys as Keys
+
+__all__ = ["AnomalyTrainer"]
+
+
+class AnomalyTrainer(SupervisedTrainer):
+    """:class:`~monai.engines.SupervisedTrainer` whose target is the input itself.
+
+    Only ``_iteration`` is overridden. ``network`` must be a
+    :class:`~mama_monai.engines.detailed_forward.DetailedForward` (possibly inside
+    ``DistributedDataParallel``), so one forward gives the reconstruction and the memory term;
+    ``loss_function`` a :class:`~mama_monai.losses.ReconstructionLoss`. With ``amp=True`` on CUDA
+    the forward runs under bf16 autocast (no gradient scaler needed).
+
+    ``engine.state.output`` holds ``image``, ``pred`` (reconstruction, detached), ``loss`` (the
+    weighted total, for MONAI's ``StatsHandler``), the unweighted terms (``mse``, ``wasserstein``,
+    ``memory``) and ``memory_indices`` (slots read in this iteration).
+    """
+
+    def _iteration(self, engine: "AnomalyTrainer", batchdata: Dict[str, Any]) -> Dict[str, Any]:
+        if batchdata is None:
+            raise ValueError("Must provide batch data for current iteration.")
+        inputs = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
+        inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs
+        engine.state.output = {Keys.IMAGE: inputs}
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        use_amp = engine.amp and inputs.device.type == "cuda"
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            reconstruction, memory_loss, indices = engine.network(inputs)
+            engine.fire_event(IterationEvents.FORWARD_COMPLETED)
+        terms = engine.loss_function.components(reconstruction, inputs, memory_loss)
+        engine.fire_event(IterationEvents.LOSS_COMPLETED)
+        terms["loss"].backward()
+        engine.fire_event(IterationEvents.BACKWARD_COMPLETED)
+        engine.optimizer.step()
+        engine.fire_event(IterationEvents.MODEL_COMPLETED)
+        engine.state.output.update({k: v.detach() for k, v in terms.items()})
+        engine.state.output[Keys.PRED] = reconstruction.detach()
+        engine.state.output["memory_indices"] = indices.detach()
+        return engine.state.output

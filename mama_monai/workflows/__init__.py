@@ -1,0 +1,1 @@
+"""Workflows: compose networks, data and engines into train / evaluate / cv / score / demo."""

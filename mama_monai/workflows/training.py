@@ -1,0 +1,248 @@
+"""Train a network on normal slices with MONAI's engines, validate, calibrate, save the model file.
+
+The schedule is counted in iterations (the paper: 70k of batch 8). Ignite epochs are blocks of
+``val_interval`` iterations: after each block the model is validated (image AUROC), the
+``last`` training checkpoint (network, optimizer, trainer state) is written, and the best
+network by validation AUROC is kept. ``resume=True`` continues from the last checkpoint, so a run
+killed midway ends with the same number of iterations done. Under ``torchrun`` the network is
+wrapped in ``DistributedDataParallel`` and each process reads its share through a
+``DistributedSampler``; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from ignite.engine import Events
+from monai.bundle import ConfigParser
+from monai.data import DataLoader, Dataset
+from monai.handlers import (
+    CheckpointLoader,
+    CheckpointSaver,
+    EarlyStopHandler,
+    ROCAUC,
+    StatsHandler,
+    TensorBoardStatsHandler,
+    ValidationHandler,
+    from_engine,
+    stopping_fn_from_metric,
+)
+from monai.utils import set_determinism
+from torch.utils.data import DistributedSampler
+
+from mama_monai.engines import AnomalyEvaluator, AnomalyMap, AnomalyTrainer, DetailedForward, SlotUsageHandler, save_model
+from mama_monai.evaluation import best_f1_threshold, calibrate_threshold
+from mama_monai.workflows.config import resolved
+from mama_monai.workflows.distributed import DistributedContext
+
+__all__ = ["TrainResult", "train_model", "score_items", "LAST_CHECKPOINT_PREFIX"]
+
+logger = logging.getLogger(__name__)
+LAST_CHECKPOINT_PREFIX = "last"
+_ITEM_KEYS = ("image", "label")
+
+
+@dataclass
+class TrainResult:
+    """What a training run leaves: the best network (eval mode), its model file, the calibrated
+    threshold, the validation history and the iterations done."""
+
+    network: nn.Module
+    model_path: Path | None
+    threshold: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    iterations: int = 0
+    seconds: float = 0.0
+
+
+def _loader(items: Sequence[dict], batch_size: int, shuffle: bool, ctx: DistributedContext, drop_last: bool) -> DataLoader:
+    data = Dataset([{k: item[k] for k in _ITEM_KEYS} for item in items])
+    sampler = DistributedSampler(data, ctx.world_size, ctx.rank, shuffle=shuffle) if ctx.enabled and shuffle else None
+    return DataLoader(
+        data, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, drop_last=drop_last, num_workers=0
+    )
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob(f"{LAST_CHECKPOINT_PREFIX}_*.pt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def score_items(
+    network: nn.Module, anomaly_map: AnomalyMap, items: Sequence[dict], device: torch.device, batch_size: int = 16, amp: bool = False
+) -> dict[str, np.ndarray]:
+    """Run an :class:`~mama_monai.engines.AnomalyEvaluator` over ``items``; gather ``score``,
+    ``label``, ``map``, ``image`` and ``pred`` (reconstruction) as numpy arrays in item order."""
+    collected: dict[str, list] = {"score": [], "label": [], "map": [], "image": [], "pred": []}
+    evaluator = AnomalyEvaluator(
+        anomaly_map=anomaly_map,
+        device=device,
+        val_data_loader=DataLoader(Dataset([{k: it[k] for k in _ITEM_KEYS} for it in items]), batch_size=batch_size),
+        network=network,
+        amp=amp,
+    )
+
+    @evaluator.on(Events.ITERATION_COMPLETED)
+    def _gather(engine):
+        for key in collected:
+            collected[key].append(engine.state.output[key].float().numpy() if key != "label" else engine.state.output[key].numpy())
+
+    evaluator.run()
+    return {k: np.concatenate(v) for k, v in collected.items()}
+
+
+def train_model(
+    parser: ConfigParser,
+    train_items: Sequence[dict],
+    val_items: Sequence[dict],
+    output_dir: str | Path,
+    ctx: DistributedContext,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``network_def`` from ``parser`` on ``train_items`` (normals), validate on ``val_items``.
+
+    Args:
+        parser: the workflow config (see ``configs/train.yaml``): ``seed``, ``network_def``,
+            ``loss``, ``optimizer``, ``training``, ``scoring``, ``data``.
+        train_items: normal slices (dicts with ``image`` ``(C, H, W)`` and ``label`` 0).
+        val_items: held-out slices; normals calibrate the threshold; with anomalies (real or
+            SIMULATED) the validation AUROC selects the best network.
+        output_dir: where ``checkpoints/``, ``tensorboard/`` and ``model.pt`` go.
+        ctx: the :class:`~mama_monai.workflows.distributed.DistributedContext`.
+        resume: continue from the last checkpoint in ``output_dir/checkpoints``.
+        progress: show a progress bar (rank 0).
+
+    Returns:
+        A :class:`TrainResult`; ``model_path`` is ``output_dir/model.pt`` (None on ranks > 0).
+    """
+    output_dir = Path(output_dir)
+    ckpt_dir = output_dir / "checkpoints"
+    cfg = parser.get_parsed_content("training")
+    set_determinism(int(parser["seed"]))
+    network = parser.get_parsed_content("network_def", lazy=False).to(ctx.device)
+    model: nn.Module = DetailedForward(network)
+    if ctx.enabled:
+        if ctx.device.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            network = model.network
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+    opt_cfg = parser.get_parsed_content("optimizer")
+    optimizer = torch.optim.Adam(network.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg.get("weight_decay", 0.0)))
+    scoring = parser.get_parsed_content("scoring")
+    anomaly_map = AnomalyMap(2, sigma=float(scoring["sigma"]), reduction=scoring["reduction"])
+    iterations, interval = int(cfg["iterations"]), int(cfg["val_interval"])
+    if iterations < 1 or interval < 1 or iterations % interval:
+        raise ValueError(
+            f"training#iterations ({iterations}) must be a positive multiple of training#val_interval ({interval})."
+        )
+    amp = bool(cfg.get("amp", True)) and ctx.device.type == "cuda"
+    has_anomalies = any(int(it["label"]) == 1 for it in val_items)
+
+    evaluator = AnomalyEvaluator(
+        anomaly_map=anomaly_map,
+        device=ctx.device,
+        val_data_loader=_loader(val_items, int(cfg["batch_size"]), False, ctx, drop_last=False),
+        network=network,
+        amp=amp,
+        key_val_metric={"val_auroc": ROCAUC(output_transform=from_engine(["score", "label"]))} if has_anomalies else None,
+    )
+    trainer = AnomalyTrainer(
+        device=ctx.device,
+        max_epochs=iterations // interval,
+        epoch_length=interval,
+        train_data_loader=_loader(train_items, int(cfg["batch_size"]), True, ctx, drop_last=True),
+        network=model,
+        optimizer=optimizer,
+        loss_function=parser.get_parsed_content("loss", lazy=False),
+        amp=amp,
+        decollate=False,
+    )
+    SlotUsageHandler().attach(trainer)
+    ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
+    history: list[dict[str, Any]] = []
+
+    @evaluator.on(Events.EPOCH_COMPLETED)
+    def _record(engine):
+        row = {
+            "iteration": trainer.state.iteration,
+            "loss": float(trainer.state.output["loss"]),
+            "slots_used": int(trainer.state.metrics.get("slots_used", 0)),
+        }
+        if has_anomalies:
+            row["val_auroc"] = float(engine.state.metrics["val_auroc"])
+        history.append(row)
+        if ctx.is_main:
+            logger.info("validation %s", row)
+
+    if has_anomalies and cfg.get("early_stopping_patience"):
+        EarlyStopHandler(
+            patience=int(cfg["early_stopping_patience"]), score_function=stopping_fn_from_metric("val_auroc"), trainer=trainer
+        ).attach(evaluator)
+    if ctx.is_main:
+        CheckpointSaver(
+            save_dir=str(ckpt_dir),
+            save_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
+            file_prefix=LAST_CHECKPOINT_PREFIX,
+            save_interval=1,
+            n_saved=1,
+        ).attach(trainer)
+        if has_anomalies:
+            CheckpointSaver(
+                save_dir=str(ckpt_dir), save_dict={"network": network}, save_key_metric=True, key_metric_filename="best_network.pt"
+            ).attach(evaluator)
+        StatsHandler(name="mama_monai.train", iteration_log=False, output_transform=from_engine(["loss"], first=True)).attach(trainer)
+        TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=from_engine(["loss"], first=True)).attach(trainer)
+        TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), iteration_log=False, output_transform=lambda x: None, global_epoch_transform=lambda e: trainer.state.iteration).attach(evaluator)
+        if progress:
+            from ignite.handlers import ProgressBar
+
+            ProgressBar(persist=False, desc="train").attach(trainer, output_transform=from_engine(["loss"], first=True))
+    if resume:
+        last = _last_checkpoint(ckpt_dir)
+        if last is None:
+            raise ValueError(f"--resume: no '{LAST_CHECKPOINT_PREFIX}_*.pt' checkpoint in {str(ckpt_dir)!r} to resume from.")
+        CheckpointLoader(load_path=str(last), load_dict={"network": network, "optimizer": optimizer, "trainer": trainer}).attach(trainer)
+
+    start = time.perf_counter()
+    trainer.run()
+    seconds = time.perf_counter() - start
+
+    best = ckpt_dir / "best_network.pt"
+    if has_anomalies and best.is_file():
+        network.load_state_dict(torch.load(best, map_location=ctx.device, weights_only=True))
+    network.eval()
+    val = score_items(network, anomaly_map, val_items, ctx.device, int(cfg["batch_size"]), amp)
+    normal_scores = val["score"][val["label"] == 0]
+    primary = calibrate_threshold(normal_scores, quantile=float(scoring["threshold_quantile"]))
+    threshold: dict[str, Any] = {
+        "value": float(primary.value),
+        "method": primary.method,
+        "quantile": float(scoring["threshold_quantile"]),
+        "n_normals": int(normal_scores.size),
+    }
+    if has_anomalies:
+        alt = best_f1_threshold(val["score"], val["label"])
+        threshold["best_f1_on_validation"] = {"value": float(alt.value), "method": alt.method}
+    model_path = None
+    if ctx.is_main:
+        config = {
+            "network_def": resolved(parser, "network_def"),
+            "preprocessing": dict(parser.get_parsed_content("data")),
+            "scoring": {"sigma": float(scoring["sigma"]), "reduction": scoring["reduction"]},
+            "loss": resolved(parser, "loss"),
+            "training": dict(cfg),
+        }
+        metrics = {"history": history, "iterations": int(trainer.state.iteration)}
+        model_path = save_model(output_dir / "model.pt", network, config, threshold, metrics)
+    if ctx.enabled:
+        torch.distributed.barrier()
+    return TrainResult(network, model_path, threshold, history, int(trainer.state.iteration), seconds)
