@@ -299,8 +299,11 @@ def score_cases(
     output_dir, model_path = Path(output_dir), Path(model_path)
     _check_output_dir(output_dir, overwrite)
     device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device must be 'cpu' here: {str(device)!r} was asked for but CUDA is not available.")
     network, payload = load_model(model_path, device)
-    model_modality = str(payload["config"]["preprocessing"].get("modality") or "").upper()
+    pre = payload["config"]["preprocessing"]
+    model_modality = str(pre.get("modality") or "").upper()
     threshold = float(payload["threshold"]["value"])
     method = str(payload["threshold"].get("method", "unknown"))
     model = {"file": model_path.name, "sha256": _sha256(model_path)[:12]}
@@ -373,7 +376,7 @@ def score_cases(
         "model": {
             **model,
             "threshold": payload["threshold"],
-            **payload["config"]["preprocessing"],
+            **{key: pre.get(key) for key in ("preset", "spatial_size", "modality")},
             "scoring": payload["config"]["scoring"],
         },
         "definitions": {
