@@ -51,6 +51,23 @@ def versions() -> Dict[str, str]:
     }
 
 
+def _plain(value: Any, where: str) -> Any:
+    """Plain data only (what ``weights_only=True`` loads): dicts, lists, str, numbers, bool, None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return str(value)  # str subclasses (e.g. torch's TorchVersion) are not plain
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    if isinstance(value, os.PathLike):
+        return str(value)
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
+        return value.item()
+    raise ValueError(f"{where} must be plain data (dict, list, str, number, bool, None) to be stored in a model file, got {type(value).__name__}.")
+
+
 def save_model(
     path: str | os.PathLike,
     network: nn.Module,
@@ -81,10 +98,10 @@ def save_model(
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in network.state_dict().items()},
-        "config": config,
-        "threshold": threshold,
-        "metrics": metrics or {},
-        "versions": versions(),
+        "config": _plain(config, "config"),
+        "threshold": _plain(threshold, "threshold"),
+        "metrics": _plain(metrics or {}, "metrics"),
+        "versions": _plain(versions(), "versions"),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     path = Path(path)

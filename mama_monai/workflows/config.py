@@ -56,7 +56,7 @@ def load_config(path: str | Path | Sequence[str | Path], overrides: dict[str, An
 def resolved(parser: ConfigParser, key: str) -> Any:
     """The value at ``key`` with references and expressions resolved but no component built
     (plain data: safe to store in a checkpoint)."""
-    value = parser.get_parsed_content(key, instantiate=False)
+    value = parser.get_parsed_content(key, instantiate=False, lazy=False)
     return value.get_config() if hasattr(value, "get_config") else value
 
 
