@@ -5,6 +5,8 @@ arguments, ``_run_<name>(args)`` runs it — registered in ``_COMMANDS``. Errors
 print one line on stderr (``mama-monai <command>: error: ...``) and exit with code 2, no traceback.
 
 Example:
+    $ mama-monai demo --output demo_run
+    $ mama-monai score --model demo_run/model.pt --input /data/ct_dicom_folder --output scores
     $ mama-monai convert /data/ct_dicom_folder ct.nii.gz
     $ mama-monai convert chest.dcm chest_model.nii.gz --preset cxr
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from collections.abc import Callable, Sequence
 
 __all__ = ["main", "build_parser"]
@@ -115,10 +118,163 @@ def _run_score(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _add_overrides_note(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Any config key can be overridden with --KEY VALUE, '#' separating levels, e.g. "
+        "--training#iterations 2000 --data#spatial_size '[128, 128]' --optimizer#lr 0.0005 "
+        "(see configs/train.yaml and configs/network/*.yaml)."
+    )
+
+
+def _add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="the main job: train, evaluate and score on the embedded real demo data (CPU, minutes)",
+        description=(
+            "Train the compact MAMA Net and a plain autoencoder on LIDC-IDRI-0001 (real chest CT), evaluate both on "
+            "the radiologists' nodule slices against anatomically matched normal slices, score the whole CT volume, "
+            "and write model.pt, report.json, plots/ and scores/ into --output."
+        ),
+    )
+    parser.add_argument("--output", default="mama_monai_demo", help="output folder (new or empty; default ./mama_monai_demo)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    parser.add_argument("--overwrite", action="store_true", help="allow a non-empty output folder")
+    _add_overrides_note(parser)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from mama_monai.workflows.demo import run_demo
+
+    report = run_demo(args.output, overrides=args.overrides, device=args.device, overwrite=args.overwrite)
+    out = Path(args.output)
+    print(f"demo finished in {report['seconds_total']:.0f} s on {report['device']}")
+    for name, model in report["models"].items():
+        test = model["test"]["image"]
+        ci = test.get("auroc_ci95") or [float("nan")] * 2
+        print(
+            f"  {name:12s} image AUROC {test['auroc']:.3f} (95% CI {ci[0]:.2f}-{ci[1]:.2f}), "
+            f"sensitivity {test['sensitivity']:.2f}, specificity {test['specificity']:.2f}, "
+            f"pixel AUROC {model['test']['pixel_auroc'] or float('nan'):.3f}"
+        )
+    print(f"model: {out / 'model.pt'}\nreport: {out / 'report.json'}\nplots: {out / 'plots'}\nanomaly maps: {out / 'scores'}")
+    return 0
+
+
+def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on the normal cases of a manifest (torchrun-ready)",
+        description=(
+            "Train --network on the normal training cases of data#manifest (default: the embedded demo), validate, "
+            "calibrate the threshold on held-out normals and write OUTPUT/model.pt. Under "
+            "'torchrun --nproc_per_node=N -m mama_monai.cli train ...' it trains with DistributedDataParallel."
+        ),
+    )
+    parser.add_argument("--network", default="mamanet_compact", help="configs/network/<NAME>.yaml or a YAML path (default mamanet_compact)")
+    parser.add_argument("--config", default=None, help="workflow config (default configs/train.yaml)")
+    parser.add_argument("--output", required=True, help="run folder: model.pt, checkpoints/, tensorboard/")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT/checkpoints")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_overrides_note(parser)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from mama_monai.workflows.cases import prepare_splits
+    from mama_monai.workflows.config import workflow_config
+    from mama_monai.workflows.distributed import init_distributed
+    from mama_monai.workflows.training import train_model
+
+    ctx = init_distributed(args.device)
+    parser = workflow_config(args.network, args.config, args.overrides)
+    splits = prepare_splits(parser)
+    result = train_model(parser, splits["train"], splits["val"], args.output, ctx, resume=args.resume, progress=ctx.is_main)
+    if ctx.is_main:
+        print(f"trained {result.iterations} iterations in {result.seconds:.0f} s; threshold {result.threshold['value']:.4g} "
+              f"({result.threshold['method']}); model: {result.model_path}")
+    return 0
+
+
+def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a model file on the test cases of a manifest: metrics and plots",
+        description="Score the test split of data#manifest (default: the embedded demo) with MODEL; write report.json and plots/.",
+    )
+    parser.add_argument("--model", required=True, help="a model.pt written by train or demo")
+    parser.add_argument("--config", default=None, help="workflow config for the data section (default configs/train.yaml)")
+    parser.add_argument("--output", required=True, help="folder for report.json and plots/")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_overrides_note(parser)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from mama_monai.engines import load_model
+    from mama_monai.workflows.cases import prepare_splits
+    from mama_monai.workflows.config import configs_dir, load_config
+    from mama_monai.workflows.demo import write_json
+    from mama_monai.workflows.distributed import init_distributed
+    from mama_monai.workflows.evaluation import evaluate_items
+
+    ctx = init_distributed(args.device)
+    network, payload = load_model(args.model, ctx.device)
+    pre = payload["config"]["preprocessing"]
+    overrides = {"data#preset": pre["preset"], "data#spatial_size": pre["spatial_size"], "data#modality": pre["modality"], **args.overrides}
+    parser = load_config(args.config or configs_dir() / "train.yaml", overrides)
+    test = prepare_splits(parser)["test"]
+    out = Path(args.output)
+    report = evaluate_items(network, payload["config"]["scoring"], payload["threshold"]["value"], test, ctx.device, out / "plots")
+    write_json({"model": str(args.model), "threshold": payload["threshold"], **report}, out / "report.json")
+    image = report["image"]
+    print(f"{len(test)} test cases: image AUROC {image['auroc']:.3f}, sensitivity {image['sensitivity']:.2f}, "
+          f"specificity {image['specificity']:.2f}; report: {out / 'report.json'}")
+    return 0
+
+
+def _add_cv_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cv",
+        help="stratified k-fold cross-validation of one or more networks, with a paired t-test",
+        description=(
+            "For each fold of data#manifest's fold assignment: train on the other folds' normals, test on the fold. "
+            "Writes per-fold metrics, mean +- std and the paired two-sided t-test of each network against the first."
+        ),
+    )
+    parser.add_argument("--network", nargs="+", default=["mamanet_compact"], help="one or more network configs")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds in the manifest (default 5)")
+    parser.add_argument("--config", default=None, help="workflow config (default configs/train.yaml)")
+    parser.add_argument("--output", required=True, help="folder for per-fold runs and cv_report.json")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_overrides_note(parser)
+
+
+def _run_cv(args: argparse.Namespace) -> int:
+    from mama_monai.workflows.cross_validation import cross_validate
+    from mama_monai.workflows.demo import write_json
+    from mama_monai.workflows.distributed import init_distributed
+
+    ctx = init_distributed(args.device)
+    overrides = dict(args.overrides)
+    report = cross_validate(args.network, args.folds, args.output, ctx, overrides, progress=ctx.is_main)
+    path = write_json(report, Path(args.output) / "cv_report.json")
+    for name, res in report["networks"].items():
+        mean, std = res["mean_std"]["auroc"]
+        print(f"{name}: AUROC {mean:.3f} +- {std:.3f} over {args.folds} folds")
+    print(f"report: {path}")
+    return 0
+
+
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
-    "convert": (_add_convert_parser, _run_convert),
+    "demo": (_add_demo_parser, _run_demo),
+    "train": (_add_train_parser, _run_train),
+    "evaluate": (_add_evaluate_parser, _run_evaluate),
+    "cv": (_add_cv_parser, _run_cv),
     "score": (_add_score_parser, _run_score),
+    "convert": (_add_convert_parser, _run_convert),
 }
+
+
+#: commands that take config overrides as trailing --KEY VALUE pairs
+_ACCEPTS_OVERRIDES = ("demo", "train", "evaluate", "cv")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,8 +295,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on success, 2 on a usage or input error (one line on stderr).
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
     _, run = _COMMANDS[args.command]
+    if args.command in _ACCEPTS_OVERRIDES:
+        try:
+            from mama_monai.workflows.config import parse_overrides
+
+            args.overrides = parse_overrides(extra)
+        except ValueError as err:
+            parser.error(str(err))
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return run(args)
     except Exception as err:  # user-facing: one line, no traceback
