@@ -71,6 +71,10 @@ def _loader(items: Sequence[dict], batch_size: int, shuffle: bool, ctx: Distribu
     )
 
 
+def _loss_value(output: dict) -> float:
+    return float(output["loss"])
+
+
 def _last_checkpoint(folder: Path) -> Path | None:
     found = sorted(folder.glob(f"{LAST_CHECKPOINT_PREFIX}_*.pt"), key=lambda p: p.stat().st_mtime)
     return found[-1] if found else None
@@ -199,13 +203,15 @@ def train_model(
             CheckpointSaver(
                 save_dir=str(ckpt_dir), save_dict={"network": network}, save_key_metric=True, key_metric_filename="best_network.pt"
             ).attach(evaluator)
-        StatsHandler(name="mama_monai.train", iteration_log=False, output_transform=from_engine(["loss"], first=True)).attach(trainer)
-        TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=from_engine(["loss"], first=True)).attach(trainer)
-        TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), iteration_log=False, output_transform=lambda x: None, global_epoch_transform=lambda e: trainer.state.iteration).attach(evaluator)
+        StatsHandler(name="mama_monai.train", iteration_log=False, output_transform=_loss_value).attach(trainer)
+        TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=_loss_value).attach(trainer)
+        TensorBoardStatsHandler(
+            log_dir=str(output_dir / "tensorboard"), iteration_log=False, global_epoch_transform=lambda epoch: trainer.state.iteration
+        ).attach(evaluator)
         if progress:
             from ignite.handlers import ProgressBar
 
-            ProgressBar(persist=False, desc="train").attach(trainer, output_transform=from_engine(["loss"], first=True))
+            ProgressBar(persist=False, desc="train").attach(trainer, output_transform=lambda out: {"loss": _loss_value(out)})
     if resume:
         last = _last_checkpoint(ckpt_dir)
         if last is None:
