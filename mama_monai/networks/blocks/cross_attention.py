@@ -108,9 +108,11 @@ class GlobalCrossAttention(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1)) if residual else nn.Parameter(torch.ones(1), requires_grad=False)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
-        # (B, A, *spatial) -> (B, heads, positions, head_dim)
+        # (B, A, *spatial) -> (B, heads, positions, head_dim), contiguous: the fused (flash /
+        # memory-efficient) kernels need a unit stride on head_dim, else SDPA falls back to the
+        # math kernel that materialises the (positions x positions) matrix.
         b = t.shape[0]
-        return t.reshape(b, self.num_heads, self.head_dim, -1).transpose(2, 3)
+        return t.reshape(b, self.num_heads, self.head_dim, -1).transpose(2, 3).contiguous()
 
     def _pool_context(self, context: torch.Tensor) -> torch.Tensor:
         cs = self.context_size
