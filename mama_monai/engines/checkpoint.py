@@ -127,7 +127,7 @@ def read_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
     except Exception as err:  # truncated, not a torch file, or holds arbitrary objects
         raise CheckpointError(
             f"model file {str(path)!r} cannot be read as a mama-monai checkpoint "
-            f"(corrupted, truncated or not made by mama-monai): {type(err).__name__}: {str(err).splitlines()[0]}"
+            f"(corrupted, truncated or not made by mama-monai): {type(err).__name__}: {(str(err).splitlines() or [""])[0]}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"model file {str(path)!r} is not a mama-monai checkpoint (format {CHECKPOINT_FORMAT!r} expected).")

@@ -185,14 +185,9 @@ def test_mr_input_to_a_ct_model_is_refused_without_force(inputs, tmp_path):
     assert nib.load(tmp_path / "forced" / "brain_mr" / "anomaly_map.nii.gz").shape == (24, 20, 3)
 
 
-EMPTY_FILE_BUG = pytest.mark.xfail(
-    raises=IndexError,
-    strict=True,
-    reason="engines/checkpoint.py read_checkpoint: str(err).splitlines()[0] fails on torch.load's empty message",
-)
 
 
-@pytest.mark.parametrize("content", [pytest.param(b"", marks=EMPTY_FILE_BUG), b"garbage, not a model", "truncated"])
+@pytest.mark.parametrize("content", [b"", b"garbage, not a model", "truncated"])
 def test_corrupted_model_file_is_refused(inputs, tmp_path, content):
     model = tmp_path / "model.pt"
     good = inputs["model"].read_bytes()
