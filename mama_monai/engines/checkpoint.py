@@ -124,10 +124,11 @@ def read_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
         raise CheckpointError(f"model file {str(path)!r} does not exist.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, not a torch file, or holds arbitrary objects
+    except Exception as err:  # truncated, empty, not a torch file, or holds arbitrary objects
+        first_line = (str(err).splitlines() or [""])[0]
         raise CheckpointError(
             f"model file {str(path)!r} cannot be read as a mama-monai checkpoint "
-            f"(corrupted, truncated or not made by mama-monai): {type(err).__name__}: {(str(err).splitlines() or [""])[0]}"
+            f"(corrupted, truncated or not made by mama-monai): {type(err).__name__}: {first_line}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"model file {str(path)!r} is not a mama-monai checkpoint (format {CHECKPOINT_FORMAT!r} expected).")
