@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -273,6 +274,12 @@ _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callabl
 }
 
 
+def _configure_logging() -> None:
+    """Progress and validation lines from mama-monai; ignite's per-engine chatter only on warnings."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("ignite").setLevel(logging.WARNING)
+
+
 #: commands that take config overrides as trailing --KEY VALUE pairs
 _ACCEPTS_OVERRIDES = ("demo", "train", "evaluate", "cv")
 
@@ -297,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    _configure_logging()
     _, run = _COMMANDS[args.command]
     if args.command in _ACCEPTS_OVERRIDES:
         try:

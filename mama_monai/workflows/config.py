@@ -46,11 +46,15 @@ def load_config(path: str | Path | Sequence[str | Path], overrides: dict[str, An
     parser = ConfigParser()
     parser.read_config([str(p) for p in paths])
     for key, value in (overrides or {}).items():
-        parent = key.rsplit("#", 1)[0] if "#" in key else ""
-        if key not in parser and (not parent or parent not in parser):
-            raise ValueError(f"override --{key}: no such key in the config; top-level keys are {sorted(parser.get())}.")
+        _check_key(parser, key)
         parser[key] = value
     return parser
+
+
+def _check_key(parser: ConfigParser, key: str) -> None:
+    parent = key.rsplit("#", 1)[0] if "#" in key else ""
+    if key not in parser and (not parent or parent not in parser):
+        raise ValueError(f"override --{key}: no such key in the config; top-level keys are {sorted(parser.get())}.")
 
 
 def resolved(parser: ConfigParser, key: str) -> Any:
@@ -74,7 +78,9 @@ def configs_dir() -> Path:
 
 
 def workflow_config(network: str, config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ConfigParser:
-    """``configs/train.yaml`` (or ``config``) merged with ``configs/network/<network>.yaml``, then overrides.
+    """``configs/train.yaml`` (or ``config``) merged with ``configs/network/<network>.yaml``, then the
+    network file's ``recommended_overrides`` (training settings that belong to that network, e.g.
+    MemAE's entropy weight), then ``overrides``.
 
     Args:
         network: a file name in ``configs/network/`` without ``.yaml`` (``mamanet_compact``,
@@ -85,4 +91,10 @@ def workflow_config(network: str, config: str | Path | None = None, overrides: d
     if not net_path.is_file():
         names = sorted(p.stem for p in (folder / "network").glob("*.yaml"))
         raise ValueError(f"network must be one of {names} or a YAML file with network_def, got {network!r}.")
-    return load_config([config or folder / "train.yaml", net_path], overrides)
+    parser = load_config([config or folder / "train.yaml", net_path])
+    for key, value in (parser.get("recommended_overrides") or {}).items():
+        parser[key] = value
+    for key, value in (overrides or {}).items():
+        _check_key(parser, key)
+        parser[key] = value
+    return parser
