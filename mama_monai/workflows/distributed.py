@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import ignite.distributed as idist
 import torch
 import torch.distributed as dist
 
@@ -54,4 +55,8 @@ def init_distributed(device: str = "auto") -> DistributedContext:
         dev = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    # ignite (under MONAI's engines and handlers) sets up its view of the process group lazily, with
+    # collectives, on the first idist call; make that call here on every rank, or the one rank that
+    # calls it first (rank 0 building its checkpoint handlers) waits forever for the others.
+    idist.sync()
     return DistributedContext(dist.get_rank(), dist.get_world_size(), dev)
