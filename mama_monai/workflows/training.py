@@ -221,6 +221,8 @@ def train_model(
     start = time.perf_counter()
     trainer.run()
     seconds = time.perf_counter() - start
+    if ctx.enabled:  # rank 0 has finished writing best_network.pt before any rank reads it
+        torch.distributed.barrier()
 
     best = ckpt_dir / "best_network.pt"
     if has_anomalies and best.is_file():
