@@ -264,6 +264,35 @@ def _run_cv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_manifest_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "manifest",
+        help="scan a public download (COVID-CT, COVID X-ray, RIDER) and write a validated manifest",
+        description=(
+            "Scan DOWNLOAD_DIR laid out as the public download of DATASET and write OUTPUT (JSON) with the paper's "
+            "split protocol: COVID-CT's fixed train/test split, stratified k-fold for the X-ray normals (all COVID in "
+            "test) and for RIDER by patient. Missing files are an error naming them; extra files a warning."
+        ),
+    )
+    parser.add_argument("dataset", choices=("covid_ct", "covid_xray", "rider"), help="which data set")
+    parser.add_argument("download_dir", help="folder holding the public download")
+    parser.add_argument("output", help="manifest JSON to write, e.g. data_manifests/covid_ct.json")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (X-ray, RIDER; default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
+    parser.add_argument("--normals-dir", default=None, help="covid_xray: folder of normal radiographs")
+    parser.add_argument("--labels-csv", default=None, help="rider: CSV of slice labels (data_manifests/README.md)")
+
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    from mama_monai.data.builders import build_manifest
+
+    extra = {k: v for k, v in (("normals_dir", args.normals_dir), ("labels_csv", args.labels_csv)) if v is not None}
+    manifest = build_manifest(args.dataset, args.download_dir, args.output, folds=args.folds, seed=args.seed, **extra)
+    labels = [c.label for c in manifest.cases]
+    print(f"wrote {args.output}: {len(labels)} cases ({sum(labels)} anomalous, {len(labels) - sum(labels)} normal)")
+    return 0
+
+
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
     "demo": (_add_demo_parser, _run_demo),
     "train": (_add_train_parser, _run_train),
@@ -271,6 +300,7 @@ _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callabl
     "cv": (_add_cv_parser, _run_cv),
     "score": (_add_score_parser, _run_score),
     "convert": (_add_convert_parser, _run_convert),
+    "manifest": (_add_manifest_parser, _run_manifest),
 }
 
 

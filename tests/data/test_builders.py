@@ -180,3 +180,20 @@ def test_registry_rejects_unknown(tmp_path):
         build_manifest("mnist", tmp_path, tmp_path / "m.json")
     with pytest.raises(TypeError, match=r"unknown arguments \['labels'\]"):
         build_manifest("rider", tmp_path, tmp_path / "m.json", labels="x.csv")
+
+
+def test_manifest_command_writes_a_loadable_manifest(covid_ct, tmp_path, capsys):
+    from mama_monai.cli import main
+
+    out = tmp_path / "covid_ct.json"
+    assert main(["manifest", "covid_ct", str(covid_ct), str(out)]) == 0
+    manifest = load_manifest(out)
+    assert {c.split for c in manifest.cases} == {"train", "test"}
+    assert f"wrote {out}" in capsys.readouterr().out
+
+
+def test_manifest_command_names_the_missing_folder(tmp_path, capsys):
+    from mama_monai.cli import main
+
+    assert main(["manifest", "covid_ct", str(tmp_path / "nowhere"), str(tmp_path / "m.json")]) == 2
+    assert "nowhere" in capsys.readouterr().err
