@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=${PYTHON:-.venv/bin/python}
 rm -rf wheels
-"$PY" -m pip wheel --no-deps -w wheels "monai==1.6.1" .
+"$PY" -m pip wheel --no-deps -w wheels "monai==1.6.1" "pytorch-ignite==0.5.5" .
 ls -l wheels
 for w in wheels/*.whl; do
     echo "== $w requires:"
