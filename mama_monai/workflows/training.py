@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from ignite.engine import Events
+from ignite.handlers import Checkpoint, DiskSaver
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 from monai.handlers import (
@@ -192,13 +193,20 @@ def train_model(
             patience=int(cfg["early_stopping_patience"]), score_function=stopping_fn_from_metric("val_auroc"), trainer=trainer
         ).attach(evaluator)
     if ctx.is_main:
-        CheckpointSaver(
-            save_dir=str(ckpt_dir),
-            save_dict={"network": network, "optimizer": optimizer, "trainer": trainer},
-            file_prefix=LAST_CHECKPOINT_PREFIX,
-            save_interval=1,
-            n_saved=1,
-        ).attach(trainer)
+        # ignite's Checkpoint directly: MONAI's CheckpointSaver writes in place (atomic=False) and deletes the
+        # previous file first, so a kill while saving left no usable checkpoint. Atomic writes + keeping
+        # the previous one mean the newest complete last_*.pt always survives.
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED,
+            Checkpoint(
+                {"network": network, "optimizer": optimizer, "trainer": trainer},
+                DiskSaver(str(ckpt_dir), require_empty=False, atomic=True),
+                filename_prefix=LAST_CHECKPOINT_PREFIX,
+                score_function=lambda engine: engine.state.epoch,
+                score_name="epoch",
+                n_saved=2,
+            ),
+        )
         if has_anomalies:
             CheckpointSaver(
                 save_dir=str(ckpt_dir), save_dict={"network": network}, save_key_metric=True, key_metric_filename="best_network.pt"
