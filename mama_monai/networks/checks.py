@@ -10,7 +10,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
-__all__ = ["check_choice", "check_positive_int", "check_spatial_dims", "check_image_batch"]
+__all__ = ["check_choice", "check_positive_int", "check_spatial_dims", "check_widths", "check_image_batch"]
 
 
 def check_choice(name: str, value, allowed: Sequence) -> None:
@@ -23,6 +23,16 @@ def check_positive_int(name: str, value, minimum: int = 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an int ``>= minimum`` (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def check_widths(name: str, values, minimum_count: int = 1) -> tuple:
+    """Channel widths as a tuple; ``ValueError`` unless there are ``>= minimum_count`` positive ints."""
+    widths = tuple(values)
+    if len(widths) < minimum_count:
+        raise ValueError(f"{name} must list at least {minimum_count} width(s), got {values!r}.")
+    for c in widths:
+        check_positive_int(name, c)
+    return widths
 
 
 def check_spatial_dims(spatial_dims) -> None:

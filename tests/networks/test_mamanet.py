@@ -110,7 +110,7 @@ def test_torchscript_round_trip(tmp_path):
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 4}, r"img_size must give 2 sizes, each >= 8 .* got 4"),
         ({"spatial_dims": 2, "in_channels": 1, "img_size": (32, 32, 32)}, r"img_size must give 2 sizes.* got \(32, 32, 32\)"),
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "memory_mode": "cloud"}, "memory_mode must be one of .* got 'cloud'"),
-        ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "channels": ()}, r"channels must list at least one encoder width, got \(\)"),
+        ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "channels": ()}, r"channels must list at least 1 width\(s\), got \(\)"),
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "channels": (8, -1)}, "channels must be an integer >= 1, got -1"),
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "decoder_channels": (8,)}, r"decoder_channels must have len\(channels\) - 1 = 2 values, got \(8,\)"),
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "num_slots": 0}, "num_slots must be an integer >= 1, got 0"),

@@ -9,7 +9,7 @@ import torch.nn as nn
 from monai.networks.blocks import ADN, Convolution
 
 from mama_monai.networks.blocks.resampling import TransposedConv
-from mama_monai.networks.checks import check_image_batch, check_positive_int, check_spatial_dims
+from mama_monai.networks.checks import check_image_batch, check_positive_int, check_spatial_dims, check_widths
 from mama_monai.networks.outputs import MemoryReadout, ModelOutput
 
 __all__ = ["ConvAutoEncoder"]
@@ -69,11 +69,7 @@ class ConvAutoEncoder(nn.Module):
         check_positive_int("in_channels", in_channels)
         out_channels = in_channels if out_channels is None else out_channels
         check_positive_int("out_channels", out_channels)
-        channels = tuple(channels)
-        if len(channels) < 1:
-            raise ValueError(f"channels must list at least one encoder width, got {channels!r}.")
-        for c in channels:
-            check_positive_int("channels", c)
+        channels = check_widths("channels", channels)
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         self.out_channels = out_channels

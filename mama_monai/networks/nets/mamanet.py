@@ -11,7 +11,13 @@ import torch.nn as nn
 from mama_monai.networks.blocks.hash_memory import HashMemory
 from mama_monai.networks.blocks.latent_queries import latent_to_queries, queries_to_latent
 from mama_monai.networks.blocks.multiscale_attention import MultiScaleAttentionBlock
-from mama_monai.networks.checks import check_choice, check_image_batch, check_positive_int, check_spatial_dims
+from mama_monai.networks.checks import (
+    check_choice,
+    check_image_batch,
+    check_positive_int,
+    check_spatial_dims,
+    check_widths,
+)
 from mama_monai.networks.outputs import MemoryReadout, ModelOutput
 
 __all__ = ["MAMANet", "MEMORY_MODES"]
@@ -92,18 +98,13 @@ class MAMANet(nn.Module):
         check_positive_int("in_channels", in_channels)
         out_channels = in_channels if out_channels is None else out_channels
         check_positive_int("out_channels", out_channels)
-        channels = tuple(channels)
-        if len(channels) < 1:
-            raise ValueError(f"channels must list at least one encoder width, got {channels!r}.")
-        for c in channels:
-            check_positive_int("channels", c)
+        channels = check_widths("channels", channels)
         decoder_channels = tuple(reversed(channels[:-1])) if decoder_channels is None else tuple(decoder_channels)
         if len(decoder_channels) != len(channels) - 1:
             raise ValueError(
                 f"decoder_channels must have len(channels) - 1 = {len(channels) - 1} values, got {decoder_channels!r}."
             )
-        for c in decoder_channels:
-            check_positive_int("decoder_channels", c)
+        decoder_channels = check_widths("decoder_channels", decoder_channels, minimum_count=0)
         check_choice("memory_mode", memory_mode, MEMORY_MODES)
         check_positive_int("num_slots", num_slots)
 
