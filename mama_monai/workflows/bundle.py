@@ -1,0 +1,261 @@
+"""MONAI bundle entry points: what ``configs/*.yaml`` call under ``python -m monai.bundle run``.
+
+The bundle's configs (``configs/train.yaml`` + one ``configs/network/<name>.yaml``, and the
+``inference`` / ``evaluate`` / ``multi_gpu_train`` files) are the same files the ``mama-monai``
+CLI reads. Their ``$`` expressions only call the small functions and classes here, which reuse
+the CLI's code paths: :func:`~mama_monai.workflows.cases.prepare_splits` +
+:func:`~mama_monai.workflows.training.train_model` (``train#trainer``),
+:func:`~mama_monai.workflows.evaluation.evaluate_items` (``validate#evaluator``) and
+:func:`~mama_monai.workflows.scoring.score_cases` (``infer#inferer``).
+
+``train#trainer`` and ``validate#evaluator`` are not ignite engines: the engines
+(:class:`~mama_monai.engines.AnomalyTrainer` / ``AnomalyEvaluator``) are built inside
+``train_model`` exactly as for the CLI. They need the whole workflow config (``train_model``
+stores the resolved ``network_def`` and ``loss`` in the model file), and a MONAI config
+reference can only hand over *instantiated* components, so :meth:`BundleTrainer.run` takes a
+plain copy of the raw config from the :class:`~monai.bundle.ConfigParser` that is running it
+(:func:`running_config`).
+
+Example (from the repository root, which is the bundle root)::
+
+    python -m monai.bundle run \\
+        --config_file "['configs/train.yaml','configs/network/mamanet_compact.yaml']" \\
+        --dataset_dir data_manifests/covid_ct.json --training#iterations 1000
+    python -m monai.bundle run --config_file configs/inference.yaml --dataset_dir /data/new_cases
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.bundle import ConfigParser
+
+__all__ = [
+    "BundleConfigError",
+    "BundleEvaluator",
+    "BundleInferer",
+    "BundleTrainer",
+    "bundle_inputs",
+    "dataset_manifest",
+    "resolve_device",
+    "running_config",
+]
+
+logger = logging.getLogger(__name__)
+_NIFTI = (".nii", ".nii.gz")
+
+
+class BundleConfigError(ValueError):
+    """A bundle config value that cannot be used; the message names the key and the value."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``.
+
+    Raises:
+        BundleConfigError: CUDA asked for on a machine without it.
+    """
+    name = str(device)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BundleConfigError(f"device {str(device)!r}: CUDA is not available on this machine; use --device cpu.")
+    return torch.device(name)
+
+
+def dataset_manifest(dataset_dir: str | os.PathLike | None) -> str | None:
+    """The manifest that training reads (``data#manifest``) from the bundle's ``dataset_dir``.
+
+    Args:
+        dataset_dir: a manifest JSON, a folder holding ``manifest.json``, or ``None`` (the
+            embedded LIDC-IDRI-0001 demo).
+
+    Raises:
+        BundleConfigError: the path does not exist, or the folder has no ``manifest.json``.
+    """
+    if dataset_dir is None:
+        return None
+    path = Path(dataset_dir)
+    if path.is_file():
+        return str(path)
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return str(path / "manifest.json")
+    what = "is a folder without manifest.json" if path.is_dir() else "does not exist"
+    raise BundleConfigError(
+        f"dataset_dir {str(dataset_dir)!r} {what}: set --dataset_dir to a manifest JSON or a folder holding "
+        "manifest.json (see data_manifests/README.md), or null for the embedded demo."
+    )
+
+
+def bundle_inputs(dataset_dir: str | os.PathLike | None) -> list[str]:
+    """Every NIfTI file and every folder holding DICOM files under ``dataset_dir``, sorted.
+
+    A folder with DICOM files is one input (its series; several series in one folder are told
+    apart by :func:`~mama_monai.workflows.scoring.score_cases`' ``series_uid``).
+
+    Raises:
+        BundleConfigError: ``dataset_dir`` is null, missing, or holds no DICOM / NIfTI input.
+    """
+    from mama_monai.data.dicom_series import is_dicom_file
+
+    if dataset_dir is None or not Path(dataset_dir).is_dir():
+        raise BundleConfigError(
+            f"dataset_dir {None if dataset_dir is None else str(dataset_dir)!r} is not a folder: set --dataset_dir to "
+            "a folder of DICOM series folders and/or NIfTI files."
+        )
+    found: list[str] = []
+    for root, dirs, files in os.walk(dataset_dir):
+        dirs.sort()
+        paths = [Path(root) / f for f in sorted(files) if not f.startswith(".")]
+        found += [str(p) for p in paths if p.name.lower().endswith(_NIFTI)]
+        if any(not p.name.lower().endswith(_NIFTI) and is_dicom_file(p) for p in paths):
+            found.append(str(root))
+    if not found:
+        raise BundleConfigError(f"dataset_dir {str(dataset_dir)!r} holds no DICOM series and no .nii/.nii.gz file.")
+    return sorted(found)
+
+
+def running_config() -> ConfigParser:
+    """A fresh :class:`~monai.bundle.ConfigParser` holding a plain copy of the raw config of the
+    parser that is evaluating the current ``$`` expression (command-line overrides included).
+
+    Raises:
+        RuntimeError: not called from a config expression.
+    """
+    frame = inspect.currentframe()
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, ConfigParser):
+            return ConfigParser(copy.deepcopy(owner.get()))
+        frame = frame.f_back
+    raise RuntimeError("running_config() must be called from a MONAI bundle config expression (e.g. '$@train#trainer.run()').")
+
+
+def _apply_recommended(parser: ConfigParser) -> None:
+    """The network file's ``recommended_overrides``, as :func:`~mama_monai.workflows.config.workflow_config`
+    applies them for the CLI, except on keys whose value differs from ``configs/train.yaml``'s
+    (a value set on the bundle command line wins)."""
+    from mama_monai.workflows.config import configs_dir
+
+    defaults = ConfigParser(ConfigParser.load_config_file(str(configs_dir() / "train.yaml")))
+    for key, value in (parser.get("recommended_overrides") or {}).items():
+        if key not in parser or key not in defaults or parser[key] == defaults[key]:
+            parser[key] = value
+        else:
+            logger.info("recommended override %s=%r not applied: the config sets %r", key, value, parser[key])
+
+
+def _load_checkpoint(ckpt_path: str | os.PathLike, device: torch.device):
+    from mama_monai.engines.checkpoint import CheckpointError, load_model
+
+    try:
+        return load_model(ckpt_path, device)
+    except CheckpointError as err:
+        raise BundleConfigError(f"ckpt_path {str(ckpt_path)!r} cannot be used: {err}") from None
+
+
+class BundleTrainer:
+    """``train#trainer``: the CLI's ``train`` (splits from ``data``, then ``train_model``).
+
+    Args:
+        output_dir: where ``model.pt``, ``checkpoints/`` and ``tensorboard/`` go.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; under ``torchrun`` each process joins the
+            process group (:func:`~mama_monai.workflows.distributed.init_distributed`).
+        resume: continue from the last checkpoint in ``output_dir/checkpoints`` (default False).
+        progress: progress bar on rank 0 (default False).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, device: str = "auto", resume: bool = False, progress: bool = False):
+        self.output_dir, self.device, self.resume, self.progress = Path(output_dir), str(device), bool(resume), bool(progress)
+
+    def run(self, parser: ConfigParser | None = None):
+        """Train; returns the :class:`~mama_monai.workflows.training.TrainResult`.
+
+        Args:
+            parser: the workflow config; default :func:`running_config` (the bundle's own).
+        """
+        from mama_monai.workflows.cases import prepare_splits
+        from mama_monai.workflows.distributed import init_distributed
+        from mama_monai.workflows.training import train_model
+
+        parser = running_config() if parser is None else parser
+        _apply_recommended(parser)
+        ctx = init_distributed(self.device)
+        splits = prepare_splits(parser)
+        result = train_model(parser, splits["train"], splits["val"], self.output_dir, ctx, resume=self.resume, progress=self.progress and ctx.is_main)
+        if ctx.is_main:
+            logger.info("trained %d iterations in %.0f s; model: %s", result.iterations, result.seconds, result.model_path)
+        return result
+
+
+class BundleEvaluator:
+    """``validate#evaluator``: the CLI's ``evaluate`` (the ``data`` test split scored with ``ckpt_path``).
+
+    The data are preprocessed with the model file's own preset and size. Writes
+    ``output_dir/report.json`` and ``output_dir/plots/``.
+    """
+
+    def __init__(self, ckpt_path: str | os.PathLike, output_dir: str | os.PathLike, device: str = "auto"):
+        self.ckpt_path, self.output_dir, self.device = Path(ckpt_path), Path(output_dir), str(device)
+
+    def run(self, parser: ConfigParser | None = None) -> dict[str, Any]:
+        """Evaluate; returns the report (also written to ``report.json``)."""
+        from mama_monai.workflows.cases import prepare_splits
+        from mama_monai.workflows.demo import write_json
+        from mama_monai.workflows.evaluation import evaluate_items
+
+        parser = running_config() if parser is None else parser
+        device = resolve_device(self.device)
+        network, payload = _load_checkpoint(self.ckpt_path, device)
+        for key in ("preset", "spatial_size", "modality"):
+            parser[f"data#{key}"] = payload["config"]["preprocessing"][key]
+        test = prepare_splits(parser)["test"]
+        report = evaluate_items(network, payload["config"]["scoring"], payload["threshold"]["value"], test, device, self.output_dir / "plots")
+        write_json({"model": str(self.ckpt_path), "threshold": payload["threshold"], **report}, self.output_dir / "report.json")
+        logger.info("%d test cases: image AUROC %.3f; report: %s", len(test), report["image"]["auroc"], self.output_dir / "report.json")
+        return report
+
+
+class BundleInferer:
+    """``infer#inferer``: score every DICOM series / NIfTI under ``dataset_dir`` with ``ckpt_path``.
+
+    Runs :func:`~mama_monai.workflows.scoring.score_cases`: ``output_dir/<case>/anomaly_map.nii.gz``
+    on each input's own grid, ``overlay.png``, ``scores.csv`` and ``scores.json``.
+
+    Args:
+        ckpt_path: a model file written by training.
+        dataset_dir: folder of inputs (:func:`bundle_inputs`).
+        output_dir: new or empty folder (or any folder with ``overwrite``).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        overwrite: write into a non-empty ``output_dir`` (default False).
+        force: score DICOM inputs of another modality than the model's (default False).
+    """
+
+    def __init__(
+        self,
+        ckpt_path: str | os.PathLike,
+        dataset_dir: str | os.PathLike | None,
+        output_dir: str | os.PathLike,
+        device: str = "auto",
+        overwrite: bool = False,
+        force: bool = False,
+    ):
+        self.ckpt_path, self.dataset_dir, self.output_dir = Path(ckpt_path), dataset_dir, Path(output_dir)
+        self.device, self.overwrite, self.force = str(device), bool(overwrite), bool(force)
+
+    def run(self) -> dict[str, Any]:
+        """Score; returns the report of :func:`~mama_monai.workflows.scoring.score_cases`."""
+        from mama_monai.workflows.scoring import score_cases
+
+        inputs = bundle_inputs(self.dataset_dir)
+        device = resolve_device(self.device)
+        _load_checkpoint(self.ckpt_path, "cpu")  # a bad ckpt_path fails here, naming the key
+        report = score_cases(self.ckpt_path, inputs, self.output_dir, device=device, overwrite=self.overwrite, force=self.force)
+        logger.info("scored %d case(s), %d failed; report: %s", len(report["cases"]), len(report["failures"]), report["reports"]["json"])
+        return report
