@@ -59,8 +59,10 @@ def _plain(value: Any, where: str) -> Any:
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str):
         return str(value)  # str subclasses (e.g. torch's TorchVersion) are not plain
-    if isinstance(value, (bool, int, float)) or value is None:
+    if isinstance(value, bool) or value is None:
         return value
+    if isinstance(value, (int, float)):  # int() / float(): numpy.float64 is a float subclass, not plain
+        return int(value) if isinstance(value, int) else float(value)
     if isinstance(value, os.PathLike):
         return str(value)
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # numpy / torch scalars
