@@ -38,7 +38,7 @@ def cross_validate(
         per_fold = []
         for fold in range(folds):
             parser = workflow_config(network, overrides={**(overrides or {}), "data#fold": fold})
-            if parser["data#manifest"] is None:
+            if parser.get_parsed_content("data#manifest") is None:  # resolved: the config holds a $-expression
                 raise ValueError("cross-validation needs a manifest with folds: pass --data#manifest PATH (the embedded demo has a fixed split).")
             splits = prepare_splits(parser)
             fold_dir = output_dir / network / f"fold_{fold}"
