@@ -20,31 +20,35 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 from ignite.engine import Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 from monai.handlers import (
-    CheckpointLoader,
-    CheckpointSaver,
-    EarlyStopHandler,
     ROCAUC,
+    CheckpointLoader,
     StatsHandler,
     TensorBoardStatsHandler,
     ValidationHandler,
     from_engine,
-    stopping_fn_from_metric,
 )
 from monai.utils import set_determinism
+from torch import nn
 from torch.utils.data import DistributedSampler
 
-from mama_monai.engines import AnomalyEvaluator, AnomalyMap, AnomalyTrainer, DetailedForward, SlotUsageHandler, save_model
+from mama_monai.engines import (
+    AnomalyEvaluator,
+    AnomalyMap,
+    AnomalyTrainer,
+    DetailedForward,
+    SlotUsageHandler,
+    save_model,
+)
 from mama_monai.evaluation import best_f1_threshold, calibrate_threshold
 from mama_monai.workflows.config import resolved
 from mama_monai.workflows.distributed import DistributedContext
 
-__all__ = ["TrainResult", "train_model", "score_items", "LAST_CHECKPOINT_PREFIX"]
+__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingProgress", "score_items", "train_model"]
 
 logger = logging.getLogger(__name__)
 LAST_CHECKPOINT_PREFIX = "last"
@@ -70,6 +74,51 @@ def _loader(items: Sequence[dict], batch_size: int, shuffle: bool, ctx: Distribu
     return DataLoader(
         data, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, drop_last=drop_last, num_workers=0
     )
+
+
+class TrainingProgress:
+    """What a resumed run must not lose, saved in every ``last_*.pt`` checkpoint: the validation
+    history, the best validation AUROC and the early-stopping count.
+
+    ``update(row)`` records one validation and says whether it is the best so far (rows without
+    ``val_auroc`` never are); ``should_stop()`` is True after ``patience`` validations without
+    improvement (``patience`` 0 never stops).
+    """
+
+    def __init__(self, patience: int = 0) -> None:
+        self.patience = patience
+        self.history: list[dict[str, Any]] = []
+        self.best: float | None = None
+        self.stale = 0
+
+    def update(self, row: dict[str, Any]) -> bool:
+        self.history.append(row)
+        value = row.get("val_auroc")
+        if value is None:
+            return False
+        if self.best is None or value > self.best:
+            self.best, self.stale = value, 0
+            return True
+        self.stale += 1
+        return False
+
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.stale >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": list(self.history), "best": self.best, "stale": self.stale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"])
+        self.best = state["best"]
+        self.stale = int(state["stale"])
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
 
 
 def _loss_value(output: dict) -> float:
@@ -173,7 +222,7 @@ def train_model(
     )
     SlotUsageHandler().attach(trainer)
     ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
-    history: list[dict[str, Any]] = []
+    progress_state = TrainingProgress(int(cfg.get("early_stopping_patience") or 0))
 
     @evaluator.on(Events.EPOCH_COMPLETED)
     def _record(engine):
@@ -184,14 +233,15 @@ def train_model(
         }
         if has_anomalies:
             row["val_auroc"] = float(engine.state.metrics["val_auroc"])
-        history.append(row)
+        improved = progress_state.update(row)
         if ctx.is_main:
             logger.info("validation %s", row)
+            if improved:
+                _save_atomic(network.state_dict(), ckpt_dir / "best_network.pt")
+        if progress_state.should_stop():
+            logger.info("early stopping: no better val_auroc in %d validations", progress_state.patience)
+            trainer.terminate()
 
-    if has_anomalies and cfg.get("early_stopping_patience"):
-        EarlyStopHandler(
-            patience=int(cfg["early_stopping_patience"]), score_function=stopping_fn_from_metric("val_auroc"), trainer=trainer
-        ).attach(evaluator)
     if ctx.is_main:
         # ignite's Checkpoint directly: MONAI's CheckpointSaver writes in place (atomic=False) and deletes the
         # previous file first, so a kill while saving left no usable checkpoint. Atomic writes + keeping
@@ -199,7 +249,7 @@ def train_model(
         trainer.add_event_handler(
             Events.EPOCH_COMPLETED,
             Checkpoint(
-                {"network": network, "optimizer": optimizer, "trainer": trainer},
+                {"network": network, "optimizer": optimizer, "trainer": trainer, "progress": progress_state},
                 DiskSaver(str(ckpt_dir), require_empty=False, atomic=True),
                 filename_prefix=LAST_CHECKPOINT_PREFIX,
                 score_function=lambda engine: engine.state.epoch,
@@ -207,10 +257,6 @@ def train_model(
                 n_saved=2,
             ),
         )
-        if has_anomalies:
-            CheckpointSaver(
-                save_dir=str(ckpt_dir), save_dict={"network": network}, save_key_metric=True, key_metric_filename="best_network.pt"
-            ).attach(evaluator)
         StatsHandler(name="mama_monai.train", iteration_log=False, output_transform=_loss_value).attach(trainer)
         TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=_loss_value).attach(trainer)
         TensorBoardStatsHandler(
@@ -224,7 +270,10 @@ def train_model(
         last = _last_checkpoint(ckpt_dir)
         if last is None:
             raise ValueError(f"--resume: no '{LAST_CHECKPOINT_PREFIX}_*.pt' checkpoint in {str(ckpt_dir)!r} to resume from.")
-        CheckpointLoader(load_path=str(last), load_dict={"network": network, "optimizer": optimizer, "trainer": trainer}).attach(trainer)
+        CheckpointLoader(
+            load_path=str(last),
+            load_dict={"network": network, "optimizer": optimizer, "trainer": trainer, "progress": progress_state},
+        ).attach(trainer)
 
     start = time.perf_counter()
     trainer.run()
@@ -257,8 +306,8 @@ def train_model(
             "loss": resolved(parser, "loss"),
             "training": dict(cfg),
         }
-        metrics = {"history": history, "iterations": int(trainer.state.iteration)}
+        metrics = {"history": progress_state.history, "iterations": int(trainer.state.iteration)}
         model_path = save_model(output_dir / "model.pt", network, config, threshold, metrics)
     if ctx.enabled:
         torch.distributed.barrier()
-    return TrainResult(network, model_path, threshold, history, int(trainer.state.iteration), seconds)
+    return TrainResult(network, model_path, threshold, progress_state.history, int(trainer.state.iteration), seconds)
