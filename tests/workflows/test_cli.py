@@ -140,3 +140,10 @@ def test_evaluate_with_a_corrupted_model_names_the_file(ct_model, tmp_path, caps
     err = _error_line(capsys, "evaluate")
     assert repr(str(bad)) in err and "cannot be read" in err
     assert not (tmp_path / "eval").exists()
+
+
+def test_misspelt_nested_override_is_refused_naming_the_real_keys(tmp_path, capsys):
+    code = main(["train", "--output", str(tmp_path / "out"), "--device", "cpu", "--training#iteratons", "20"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--training#iteratons" in err and "'iterations'" in err
