@@ -1,0 +1,65 @@
+"""verify_metadata (offline schema), verify_net_in_out, ckpt_export -> TorchScript, ONNX vs PyTorch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
+
+from mama_monai.engines import load_model
+from mama_monai.workflows.export import ONNX_ATOL, export_onnx
+from tests.bundle.conftest import NETWORK, REPO, TINY
+
+CONFIGS = [str(REPO / "configs/train.yaml"), str(REPO / NETWORK)]
+
+
+def _overrides() -> dict:
+    import yaml
+
+    return {k[2:]: yaml.safe_load(v) for k, v in zip(TINY[::2], TINY[1::2])}
+
+
+def test_verify_metadata_with_shipped_schema():
+    verify_metadata(meta_file=str(REPO / "configs/metadata.json"), filepath=str(REPO / "configs/schema/metadata_schema.json"))
+
+
+def test_shipped_schema_rejects_missing_network_data_format(tmp_path):
+    meta = json.loads((REPO / "configs/metadata.json").read_text())
+    del meta["network_data_format"]["outputs"]["pred"]["dtype"]
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="dtype"):
+        verify_metadata(meta_file=str(tmp_path / "metadata.json"), filepath=str(REPO / "configs/schema/metadata_schema.json"))
+
+
+def test_verify_net_in_out_compact_network():
+    verify_net_in_out(
+        net_id="network_def", meta_file=str(REPO / "configs/metadata.json"), config_file=CONFIGS, device="cpu",
+        **{"_meta_#network_data_format#inputs#image#spatial_shape": [32, 32]}, **_overrides(),
+    )  # fmt: skip
+
+
+def test_ckpt_export_torchscript_runs(trained, tmp_path):
+    ts = tmp_path / "models" / "model.ts"
+    ts.parent.mkdir()
+    ckpt_export(
+        net_id="network_def", filepath=str(ts), ckpt_file=str(trained / "model.pt"), meta_file=str(REPO / "configs/metadata.json"),
+        config_file=CONFIGS, key_in_ckpt="state_dict", bundle_root=str(REPO), **_overrides(),
+    )  # fmt: skip
+    loaded = torch.jit.load(str(ts))
+    network, _ = load_model(trained / "model.pt")
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), network(x), atol=1e-5, rtol=1e-5)
+
+
+def test_onnx_matches_pytorch(trained, tmp_path):
+    info = export_onnx(trained / "model.pt", tmp_path / "model.onnx")
+    assert info["input_shape"] == [1, 1, 32, 32] and info["opset"] >= 17
+    assert info["max_abs_diff"] <= ONNX_ATOL
+
+
+def test_onnx_export_rejects_old_opset(trained, tmp_path):
+    with pytest.raises(ValueError, match=r"opset must be >= 17 .*got 13"):
+        export_onnx(trained / "model.pt", tmp_path / "model.onnx", opset=13)
