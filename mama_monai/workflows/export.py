@@ -7,7 +7,7 @@ fails on the compact network's global attention, whose ``adaptive_avg_pool2d`` o
 values it cannot export ("input size not accessible"). Checked by ``tests/bundle`` on the compact
 MAMA Net (hard addressing): ``scaled_dot_product_attention``, adaptive average pooling and the
 hash memory's Hamming distances and ``argmin`` export and match PyTorch. The ``topk`` of
-``addressing: topk`` is a standard ONNX op but not covered by the tests. The graph has a fixed
+``addressing: soft`` is a standard ONNX op but not covered by the tests. The graph has a fixed
 input shape (the model file's ``spatial_size``): the networks' argument checks branch on shapes.
 
 Two things differ from the PyTorch module: the NaN/inf check of the input (a data-dependent

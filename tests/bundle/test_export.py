@@ -63,3 +63,21 @@ def test_onnx_matches_pytorch(trained, tmp_path):
 def test_onnx_export_rejects_old_opset(trained, tmp_path):
     with pytest.raises(ValueError, match=r"opset must be >= 17 .*got 13"):
         export_onnx(trained / "model.pt", tmp_path / "model.onnx", opset=13)
+
+
+def test_readme_snippet_builds_mamanet_and_hash_memory():
+    import re
+
+    from monai.bundle import ConfigParser
+
+    from mama_monai.networks import HashMemory, MAMANet
+
+    text = (REPO / "docs/README.md").read_text()
+    snippet = next(block for block in re.findall(r"```yaml\n(.*?)```", text, re.S) if "HashMemory" in block)
+    import yaml
+
+    parser = ConfigParser({**yaml.safe_load(snippet), "device": "cpu"})
+    network, memory = parser.get_parsed_content("network"), parser.get_parsed_content("memory")
+    assert isinstance(network, MAMANet) and isinstance(memory, HashMemory)
+    assert network(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    assert memory.eval()(torch.rand(5, 64)).output.shape == (5, 64)
