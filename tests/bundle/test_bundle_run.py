@@ -129,3 +129,17 @@ def test_incompatible_checkpoint_names_key_and_value(trained, tmp_path, kind):
     message = _error_chain(info.value)
     assert "ckpt_path" in message and str(bad) in message
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_and_bundle_train_the_same_model(trained, tmp_path):
+    """One config system: ``mama-monai train`` with the same overrides gives the same weights and threshold."""
+    from mama_monai.cli import main
+
+    args = ["train", "--output", str(tmp_path / "cli"), "--device", "cpu", "--training#iterations", "10", "--training#val_interval", "10"]
+    assert main(args + TINY) == 0
+    cli = torch.load(tmp_path / "cli" / "model.pt", weights_only=True)
+    bundle = torch.load(trained / "model.pt", weights_only=True)
+    assert cli["config"] == bundle["config"]
+    assert cli["threshold"]["value"] == pytest.approx(bundle["threshold"]["value"], rel=1e-5)
+    for key, value in bundle["state_dict"].items():
+        torch.testing.assert_close(cli["state_dict"][key], value, atol=1e-5, rtol=1e-5)
