@@ -142,7 +142,7 @@ def _geometry_from_header(path: Path, ds: pydicom.Dataset) -> tuple[tuple, tuple
         if reader.GetDimension() == 3:
             return reader.GetOrigin(), reader.GetSpacing(), reader.GetDirection()
     except RuntimeError:
-        pass
+        reader = None  # ITK cannot read this header: fall back to pydicom's tags below
     spacing_rc = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or (1.0, 1.0)
     spacing = (float(spacing_rc[1]), float(spacing_rc[0]), float(ds.get("SpacingBetweenSlices", 1.0) or 1.0))
     origin = tuple(float(v) for v in ds.get("ImagePositionPatient", (0.0, 0.0, 0.0)))
