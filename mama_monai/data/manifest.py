@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mama_monai.atomic import atomic_write
 
 __all__ = ["SCHEMA_VERSION", "ManifestCase", "Manifest", "load_manifest", "write_manifest", "split_cases"]
 
@@ -231,20 +232,8 @@ def write_manifest(
     if manifest.description:
         doc["description"] = manifest.description
     doc["cases"] = [c.to_json() for c in manifest.cases]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    text = json.dumps(doc, indent=1) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def split_cases(manifest: Manifest, fold: int | None = None) -> dict[str, list[ManifestCase]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -21,6 +20,7 @@ import torch.nn as nn
 from monai.bundle import ConfigParser
 
 import mama_monai
+from mama_monai.atomic import atomic_write
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -106,17 +106,7 @@ def save_model(
         "versions": _plain(versions(), "versions"),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def read_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:

@@ -8,10 +8,11 @@ interactive session, so the functions work headless and leave an interactive use
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from matplotlib.figure import Figure
+
+from mama_monai.atomic import atomic_write
 
 __all__ = ["new_figure", "save_png_atomic"]
 
@@ -39,19 +40,7 @@ def save_png_atomic(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Pat
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"path must end in .png, got {str(path)!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.chmod(tmp, 0o666 & ~umask)
-            fig.savefig(f, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     finally:
         fig.clear()
-    return path

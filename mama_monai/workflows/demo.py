@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from mama_monai.atomic import atomic_write
 from mama_monai.data.demo import load_demo_ct
 from mama_monai.workflows.cases import prepare_splits
 from mama_monai.workflows.config import workflow_config
@@ -50,16 +49,8 @@ def _clean(value: Any) -> Any:
 
 def write_json(data: dict[str, Any], path: Path) -> Path:
     """Write strict JSON atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_clean(data), f, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(_clean(data), indent=2, allow_nan=False)
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, device: str = "auto", overwrite: bool = False, progress: bool = True) -> dict[str, Any]:

@@ -38,8 +38,7 @@ import json
 import logging
 import os
 import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from monai.transforms import Resize
 from tqdm.auto import tqdm
 
 import mama_monai
+from mama_monai.atomic import atomic_write
 from mama_monai.data.dicom_series import find_dicom_series, is_dicom_file, select_series
 from mama_monai.data.presets import get_preset
 from mama_monai.data.slicing import slice_volume, stack_slices
@@ -143,24 +143,12 @@ def _case_names(inputs: Sequence[_Input]) -> list[str]:
     return names
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Call ``write(file)`` on a temporary file in ``path``'s folder, then rename it to ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
     image = nib.Nifti1Image(np.asarray(array, dtype=np.float32), np.asarray(affine, dtype=np.float64))
     image.set_qform(image.affine, code=1)  # scanner coordinates, read by ITK-SNAP / 3D Slicer
     image.set_sform(image.affine, code=1)
     image.header.set_xyzt_units("mm")
-    _atomic_write(path, lambda f: f.write(gzip.compress(image.to_bytes(), mtime=0)))
+    atomic_write(path, lambda f: f.write(gzip.compress(image.to_bytes(), mtime=0)))
 
 
 def _sha256(path: Path) -> str:
@@ -404,6 +392,6 @@ def _write_reports(output_dir: Path, report: dict[str, Any], include_identifiers
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write(output_dir / "scores.csv", lambda f: f.write(text.getvalue().encode("utf-8")))
+    atomic_write(output_dir / "scores.csv", lambda f: f.write(text.getvalue().encode("utf-8")))
     body = json.dumps(report, indent=2, allow_nan=False) + "\n"
-    _atomic_write(output_dir / "scores.json", lambda f: f.write(body.encode("utf-8")))
+    atomic_write(output_dir / "scores.json", lambda f: f.write(body.encode("utf-8")))

@@ -36,6 +36,7 @@ from monai.utils import set_determinism
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from mama_monai.atomic import atomic_write
 from mama_monai.engines import (
     AnomalyEvaluator,
     AnomalyMap,
@@ -112,13 +113,6 @@ class TrainingProgress:
         self.history = list(state["history"])
         self.best = state["best"]
         self.stale = int(state["stale"])
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
 
 
 def _loss_value(output: dict) -> float:
@@ -237,7 +231,7 @@ def train_model(
         if ctx.is_main:
             logger.info("validation %s", row)
             if improved:
-                _save_atomic(network.state_dict(), ckpt_dir / "best_network.pt")
+                atomic_write(ckpt_dir / "best_network.pt", lambda f: torch.save(network.state_dict(), f))
         if progress_state.should_stop():
             logger.info("early stopping: no better val_auroc in %d validations", progress_state.patience)
             trainer.terminate()
