@@ -1,28 +1,41 @@
-"""Benchmark the way in: slices per second for decode and decode + preprocessing, on one core.
+"""Benchmark the way in: slices/s per core and with loader workers, the persistent cache, the batch rate.
 
 A synthetic CT series (``--slices`` × 512 × 512 int16 by default, a smooth body-like phantom plus
 noise, written with pydicom in a temporary folder, file names shuffled) and the same volume as
 NIfTI (``.nii.gz`` and ``.nii``) are loaded the way the pipelines load them:
 
-- **decode**: :func:`mama_monai.data.loading.load_image` (series discovery and validation,
-  SimpleITK/GDCM or nibabel decode, MONAI ``MetaTensor``);
-- **decode + preprocess**: then the ``ct_lung`` preset on the volume (HU window, in-plane resize to
-  ``--size``, anti-aliased) and :func:`mama_monai.data.slicing.slice_volume` into 2D slices.
+1. **one core, scoring path**: :func:`mama_monai.data.loading.load_image` (series discovery and
+   validation, SimpleITK/GDCM or nibabel decode, MONAI ``MetaTensor``) = *decode*; then the
+   ``ct_lung`` preset on the volume (HU window, in-plane resize to ``--size``) and
+   :func:`mama_monai.data.slicing.slice_volume` = *decode + preprocess + slice*.
+2. **training path** (:func:`mama_monai.workflows.cases.load_case_slices`, every slice of
+   ``--files`` copies of the volume as manifest cases): in one process (``num_workers=0``) and
+   with ``--workers`` loader processes; the ratio is the measured scaling.
+3. **persistent cache** (``cache_dir``): the same load, one process, without cache, filling an
+   empty cache (miss + write) and from the filled cache (hit rate from the loader's stats).
+4. **in-memory batches**: the training ``DataLoader`` (``workflows.training._loader``, batch
+   ``--batch`` of 1 × ``--size`` × ``--size`` slices) in images/s, plain tensors (what
+   ``load_case_slices`` gives now) and ``MetaTensor`` s (what it gave before), and MONAI's
+   ``ThreadDataLoader``; with CUDA, also pinned + ``non_blocking`` copies to the GPU.
 
-One core: ``torch.set_num_threads(1)`` and SimpleITK's global thread count set to 1. Each figure
-is the median of ``--repeats`` runs after one warm-up (the page cache is warm: this measures
-decoding, not the disk).
+Then the GPU rates of the speed issue are set against the measured rates.
 
-Run from the repository root::
+One core: ``torch.set_num_threads(1)`` and SimpleITK's global thread count set to 1 in this
+process (loader workers get the same). Each figure is the median of ``--repeats`` runs after one
+warm-up (the page cache is warm: this measures decoding, not the disk). On a shared machine run it
+under a lock so that other benchmarks do not overlap it::
 
-    python benchmarks/loader.py                 # 64 slices of 512 x 512, 3 repeats
-    python benchmarks/loader.py --slices 16 --repeats 1
+    flock /tmp/mama_bench.lock python benchmarks/loader.py          # 64 slices of 512 x 512, 3 repeats
+    python benchmarks/loader.py --slices 16 --files 2 --repeats 1   # quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -40,9 +53,18 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout's code, installed or not
 
+from monai.data import Dataset, MetaTensor, ThreadDataLoader
+
 from mama_monai.data.loading import load_image
+from mama_monai.data.manifest import Manifest, ManifestCase
 from mama_monai.data.presets import get_preset
 from mama_monai.data.slicing import slice_volume
+from mama_monai.workflows.cases import load_case_slices
+from mama_monai.workflows.distributed import DistributedContext
+from mama_monai.workflows.training import _loader
+
+#: one H200, paper configuration 228 x 228, bf16, batch 8 (docs/benchmarks.md), and the issue's targets
+GPU_RATES = {"inference": (277, 1000), "training": (62, 250)}
 
 
 def phantom(slices: int, size: int, seed: int = 0) -> np.ndarray:
@@ -81,14 +103,54 @@ def write_series(folder: Path, volume: np.ndarray, spacing=(0.7, 0.7, 1.25)) -> 
         ds.save_as(folder / f"f{order[k]:04d}", enforce_file_format=True)
 
 
-def median_seconds(run: Callable[[], object], repeats: int) -> float:
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its reaped children (loader workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def median_times(run: Callable[[], object], repeats: int, setup: Callable[[], object] | None = None) -> tuple[float, float]:
+    """Median wall time and median CPU time (all processes) of ``run()`` over ``repeats`` runs
+    after one warm-up; ``setup()`` before each, untimed."""
+    if setup is not None:
+        setup()
     run()  # warm-up: imports, page cache
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        if setup is not None:
+            setup()
+        cpu, start = _cpu_seconds(), time.perf_counter()
         run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - start)
+        cpus.append(_cpu_seconds() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def median_seconds(run: Callable[[], object], repeats: int, setup: Callable[[], object] | None = None) -> float:
+    """Median wall time of ``run()`` (:func:`median_times`)."""
+    return median_times(run, repeats, setup)[0]
+
+
+def batch_rate(loader, epochs: int, device: torch.device | None = None) -> float:
+    """Images/s of iterating ``loader`` (after one warm-up epoch), optionally copying each batch to
+    ``device`` (pinned memory, ``non_blocking``)."""
+
+    def one_epoch() -> int:
+        n = 0
+        for batch in loader:
+            image = batch["image"]
+            if device is not None:
+                image = image.to(device, non_blocking=True)
+            n += image.shape[0]
+        if device is not None:
+            torch.cuda.synchronize(device)
+        return n
+
+    one_epoch()
+    start, n = time.perf_counter(), 0
+    for _ in range(epochs):
+        n += one_epoch()
+    return n / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,45 +159,141 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matrix", type=int, default=512, help="rows = columns (default 512)")
     parser.add_argument("--size", type=int, default=228, help="model input H = W for the preset (default 228)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (median; default 3)")
+    parser.add_argument("--files", type=int, default=4, help="copies of each volume in the training-path manifest (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="loader worker processes to compare with one (default 2)")
+    parser.add_argument("--batch", type=int, default=8, help="batch size of the in-memory batch rate (default 8)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
     preset = get_preset("ct_lung", spatial_size=(args.size, args.size), spatial_dims=3)
+    size = (args.size, args.size)
     volume = phantom(args.slices, args.matrix)
+    per_core, training, caching = [], [], []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / "series").mkdir()
-        write_series(root / "series", volume)
         hu = (volume.astype(np.int16) - 1024).transpose(2, 1, 0)  # (x, y, z)
         affine = np.diag([-0.7, -0.7, 1.25, 1.0])
-        nib.save(nib.Nifti1Image(hu, affine), root / "volume.nii.gz")
-        nib.save(nib.Nifti1Image(hu, affine), root / "volume.nii")
+        for k in range(args.files):  # distinct files (own UIDs, own bytes on disk): no sharing between copies
+            (root / f"series{k}").mkdir()
+            write_series(root / f"series{k}", volume)
+            nib.save(nib.Nifti1Image(hu, affine), root / f"volume{k}.nii.gz")
+            nib.save(nib.Nifti1Image(hu, affine), root / f"volume{k}.nii")
         inputs = [
-            ("DICOM series (uncompressed)", root / "series"),
-            ("NIfTI .nii.gz (int16)", root / "volume.nii.gz"),
-            ("NIfTI .nii (int16)", root / "volume.nii"),
+            ("DICOM series (uncompressed)", "series{}"),
+            ("NIfTI .nii.gz (int16)", "volume{}.nii.gz"),
+            ("NIfTI .nii (int16)", "volume{}.nii"),
         ]
-        rows = []
-        for name, path in inputs:
+        for name, pattern in inputs:
+            path = root / pattern.format(0)
             decode = median_seconds(lambda p=path: load_image(p), args.repeats)
-            full = median_seconds(lambda p=path: slice_volume(preset({"image": load_image(p)})), args.repeats)
-            rows.append((name, decode, full))
+            full, full_cpu = median_times(lambda p=path: slice_volume(preset({"image": load_image(p)})), args.repeats)
+            per_core.append((name, decode, full, full_cpu))
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+            cases = [ManifestCase(f"{k}_{z}", pattern.format(k), 0, slice_index=z) for k in range(args.files) for z in range(args.slices)]
+            manifest = Manifest(dataset="bench", root=str(root), cases=cases)
+
+            def load(workers: int, cache: Path | None = None, stats: dict | None = None, m=manifest) -> None:
+                items, failures = load_case_slices(m, m.cases, "ct_lung", size, num_workers=workers, cache_dir=cache, stats=stats)
+                assert len(items) == len(m.cases) and not failures
+
+            one, one_cpu = median_times(lambda f=load: f(0), args.repeats)
+            many, many_cpu = median_times(lambda f=load: f(args.workers), args.repeats)
+            training.append((name, one, one_cpu, many, many_cpu))
+
+            cache, stats = root / "cache", {}
+
+            def fresh(c: Path = cache) -> None:
+                shutil.rmtree(c, ignore_errors=True)
+
+            cold = median_seconds(lambda f=load, c=cache: f(0, c), args.repeats, setup=fresh)
+            warm = median_seconds(lambda f=load, c=cache, st=stats: f(0, c, st), args.repeats)
+            warm_many = median_seconds(lambda f=load, c=cache: f(args.workers, c), args.repeats)
+            lookups = stats["cache_hits"] + stats["cache_misses"]
+            caching.append((name, one, cold, warm, warm_many, stats["cache_hits"] / lookups))
+            fresh()
+
+    # in-memory batches, as the training loop draws them
+    n_items = 64 * args.batch
+    rng = torch.Generator().manual_seed(0)
+    plain = [{"image": torch.rand(1, args.size, args.size, generator=rng), "label": 0} for _ in range(n_items)]
+    meta = [{"image": MetaTensor(it["image"]), "label": 0} for it in plain]
+    cpu = DistributedContext()
+    epochs = 5
+    batches = [
+        ("training `_loader` (DataLoader, in-process collate), plain tensors", batch_rate(_loader(plain, args.batch, True, cpu, True), epochs)),
+        ("the same, `MetaTensor` slices (before this change)", batch_rate(_loader(meta, args.batch, True, cpu, True), epochs)),
+        (
+            "MONAI `ThreadDataLoader` (collate in a thread), plain tensors",
+            batch_rate(ThreadDataLoader(Dataset(plain), batch_size=args.batch, shuffle=True, drop_last=True), epochs),
+        ),
+    ]
+    if torch.cuda.is_available():
+        gpu = DistributedContext(device=torch.device("cuda"))
+        batches.append(
+            ("training `_loader` on CUDA: pinned + `non_blocking` copy to the GPU", batch_rate(_loader(plain, args.batch, True, gpu, True), epochs, gpu.device))
+        )
+
+    load_after = os.getloadavg()
+    with open("/proc/cpuinfo") as f:
+        cpu_name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    cores = len(os.sched_getaffinity(0))
     print(
-        f"Data loading, one core: {args.slices} slices of {args.matrix}x{args.matrix} int16, "
-        f"ct_lung preset to {args.size}x{args.size}, median of {args.repeats}"
+        f"Data loading: {args.slices} slices of {args.matrix}x{args.matrix} int16, ct_lung preset to "
+        f"{args.size}x{args.size}, median of {args.repeats}; {args.files} files per input in the training path"
     )
     print(
-        f"CPU: {cpu}; torch {torch.__version__}, SimpleITK {sitk.Version.VersionString()}, "
+        f"CPU: {cpu_name}, {cores} usable cores; torch {torch.__version__}, SimpleITK {sitk.Version.VersionString()}, "
         f"pydicom {pydicom.__version__}, Python {platform.python_version()}"
     )
+    print(
+        f"Load average (1 min) {load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end "
+        f"(the benchmark itself adds 1 to {1 + args.workers}; more = other processes shared the {cores} cores)"
+    )
     print()
-    print("| input | decode (slices/s) | decode + preprocess + slice (slices/s) | s per volume (full) |")
-    print("| --- | ---: | ---: | ---: |")
-    for name, decode, full in rows:
-        print(f"| {name} | {args.slices / decode:.0f} | {args.slices / full:.0f} | {full:.2f} |")
+    print("One core, scoring path (load_image; + preset + slice_volume):")
+    print()
+    print("| input | decode (slices/s) | decode + preprocess + slice (slices/s) | the same, per CPU-second | s per volume (full) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, decode, full, full_cpu in per_core:
+        print(f"| {name} | {args.slices / decode:.0f} | {args.slices / full:.0f} | {args.slices / full_cpu:.0f} | {full:.2f} |")
+    print()
+    total = args.files * args.slices
+    print(f"Training path (load_case_slices, {total} slices from {args.files} files), slices/s of wall time and per CPU-second:")
+    print()
+    print(f"| input | 1 process | per CPU-second | {args.workers} loader workers | per CPU-second (all processes) | scaling (wall) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, one, one_cpu, many, many_cpu in training:
+        print(
+            f"| {name} | {total / one:.0f} | {total / one_cpu:.0f} | {total / many:.0f} | {total / many_cpu:.0f} | {one / many:.2f}x |"
+        )
+    print()
+    print(f"Persistent cache (data#cache_dir), one process, slices/s; last column {args.workers} workers from the filled cache:")
+    print()
+    print(f"| input | no cache | empty cache (miss + write) | filled cache (hit rate) | filled cache, {args.workers} workers |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, one, cold, warm, warm_many, rate in caching:
+        print(f"| {name} | {total / one:.0f} | {total / cold:.0f} | {total / warm:.0f} ({rate:.0%}) | {total / warm_many:.0f} |")
+    print()
+    print(f"In-memory training batches (batch {args.batch} of 1x{args.size}x{args.size}, shuffled), images/s:")
+    print()
+    print("| loader | images/s |")
+    print("| --- | ---: |")
+    for name, rate in batches:
+        print(f"| {name} | {rate:,.0f} |")
+    print()
+    per_cpu = [args.slices / full_cpu for _, _, _, full_cpu in per_core]  # scoring path, slices per CPU-second
+    slowest, fastest = min(per_cpu), max(per_cpu)
+    inference_now, inference_goal = GPU_RATES["inference"]
+    training_now, training_goal = GPU_RATES["training"]
+    print(
+        f"Against the GPU (one H200, 228x228, bf16, batch 8): inference {inference_now} img/s now, {inference_goal} target, "
+        f"needs {inference_now / fastest:.1f}-{inference_now / slowest:.1f} / {inference_goal / fastest:.0f}-{inference_goal / slowest:.0f} "
+        f"cores decoding new volumes at {slowest:.0f}-{fastest:.0f} slices per CPU-second; training {training_now} img/s now, "
+        f"{training_goal} target, fed from memory at {batches[0][1]:,.0f} img/s on one core "
+        f"({batches[0][1] / training_goal:.0f}x the target) after the first pass."
+    )
     return 0
 
 
