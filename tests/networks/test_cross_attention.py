@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mama_monai.networks import GlobalCrossAttention
 from mama_monai.networks.blocks import default_attn_channels
@@ -68,10 +69,25 @@ def test_rejects_bad_context_size():
         GlobalCrossAttention(2, 8, 8, context_size=0)
 
 
-def test_heads_are_contiguous_for_the_fused_kernels():
-    # flash / memory-efficient SDPA need a unit stride on head_dim; a transposed view silently
-    # falls back to the math kernel that materialises the attention matrix (measured: 8x slower).
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_kernel_accepts_heads_in_both_layouts(channels_last):
+    # flash / memory-efficient SDPA need a unit stride on head_dim; a strided view silently falls
+    # back to the math kernel that materialises the attention matrix (measured on an H200: 8x
+    # slower). Under sdpa_kernel([FLASH_ATTENTION]) the CPU refuses ("No available kernel") any
+    # input the fused kernel cannot take, so this fails if _heads ever hands it a strided view.
+    torch.manual_seed(0)
     att = GlobalCrossAttention(2, 16, 16, head_dim=8)
-    heads = att._heads(torch.randn(2, 16, 5, 7))
-    assert heads.shape == (2, 2, 35, 8)
-    assert heads.is_contiguous()
+    with torch.no_grad():
+        att.gamma.fill_(0.5)
+    query, context = torch.randn(2, 16, 5, 7), torch.randn(2, 16, 9, 9)
+    reference = att(query, context)
+    if channels_last:
+        query, context = (t.to(memory_format=torch.channels_last) for t in (query, context))
+    heads = att._heads(context)
+    assert heads.shape == (2, 2, 81, 8) and heads.stride(-1) == 1
+    if channels_last:
+        assert heads.data_ptr() == context.data_ptr()  # a view: no layout copy
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        out = att(query, context)
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-6)
+    assert out.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -108,11 +108,22 @@ class GlobalCrossAttention(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1)) if residual else nn.Parameter(torch.ones(1), requires_grad=False)
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
-        # (B, A, *spatial) -> (B, heads, positions, head_dim), contiguous: the fused (flash /
-        # memory-efficient) kernels need a unit stride on head_dim, else SDPA falls back to the
-        # math kernel that materialises the (positions x positions) matrix.
+        # (B, A, *spatial) -> (B, heads, positions, head_dim) with a unit stride on head_dim: the
+        # fused (flash / memory-efficient) kernels need it, else SDPA falls back to the math kernel
+        # that materialises the (positions x positions) matrix. A channels-last input is already
+        # laid out (B, *spatial, A), so this is a view; a channels-first one is copied once.
         b = t.shape[0]
-        return t.reshape(b, self.num_heads, self.head_dim, -1).transpose(2, 3).contiguous()
+        heads = t.movedim(1, -1).reshape(b, -1, self.num_heads, self.head_dim)
+        if heads.stride(-1) != 1:  # channels-first: reshape could return a view strided on head_dim
+            heads = heads.contiguous()
+        return heads.transpose(1, 2)
+
+    def _from_heads(self, attn: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        # (B, heads, positions, head_dim) -> (B, A, *spatial) in ``like``'s memory layout: a view
+        # of SDPA's (B, positions, heads, head_dim) output for channels-last, one copy otherwise.
+        b = like.shape[0]
+        out = attn.transpose(1, 2).reshape([b] + list(like.shape[2:]) + [self.num_heads * self.head_dim]).movedim(-1, 1)
+        return out.contiguous() if like.is_contiguous() else out
 
     def _pool_context(self, context: torch.Tensor) -> torch.Tensor:
         cs = self.context_size
@@ -131,9 +142,7 @@ class GlobalCrossAttention(nn.Module):
         k = self._heads(self.to_k(context))
         v = self._heads(self.to_v(context))
         attn = nn.functional.scaled_dot_product_attention(q, k, v)
-        b = query.shape[0]
-        attn = attn.transpose(2, 3).reshape([b, self.num_heads * self.head_dim] + list(query.shape[2:]))
-        out = self.out_proj(attn)
+        out = self.out_proj(self._from_heads(attn, query))
         if self.residual:
             return query + self.gamma * out
         return out

@@ -39,8 +39,8 @@ class HashMemory(nn.Module):
 
     In eval mode the ``{-1, +1}`` codes of all slots are computed once, cached in ``slot_codes`` and
     recomputed when the slots or the hash layer change (eager mode checks the tensors' version
-    counters; a scripted module recomputes after every training-mode call, or on
-    :meth:`refresh_codes`). Hamming distances of all queries to all slots come from one matrix
+    counters; a scripted or ``torch.compile``-d module recomputes after every training-mode call,
+    ``load_state_dict`` or :meth:`refresh_codes`). Hamming distances of all queries to all slots come from one matrix
     product of ``{-1, +1}`` codes: ``d = (bits - c_q . c_m) / 2``, computed in float32.
 
     Args:
@@ -126,10 +126,22 @@ class HashMemory(nn.Module):
         tensors = (self.slots, self.hash.weight, self.hash.bias)
         return [t._version for t in tensors] + [t.data_ptr() for t in tensors]
 
+    @torch.jit.unused
+    def _weights_changed(self) -> bool:
+        if torch.compiler.is_compiling():
+            # data pointers and version counters cannot be traced; a compiled module relies on
+            # ``codes_valid``, which every training-mode call and load_state_dict reset
+            return False
+        return self._codes_key != self._weights_key()
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self.codes_valid = False
+        super()._load_from_state_dict(*args, **kwargs)
+
     def _cached_slot_codes(self) -> torch.Tensor:
         stale = not self.codes_valid
         if not torch.jit.is_scripting():
-            stale = stale or self._codes_key != self._weights_key()
+            stale = stale or self._weights_changed()
         if stale:
             self.refresh_codes()
         return self.slot_codes
@@ -167,7 +179,9 @@ class HashMemory(nn.Module):
             indices = torch.argmax(weights.detach(), dim=1)
         slots = self.slots
         output = weights.to(slots.dtype) @ slots
-        read = weights.detach().to(slots.dtype) @ slots
+        # the slots' values as read (no gradient through the addressing): for hard addressing the
+        # selected rows themselves, exact and without a second (Q x N) @ (N x F) product
+        read = slots.index_select(0, indices) if self.hard else weights.detach().to(slots.dtype) @ slots
         codebook = nn.functional.mse_loss(read.float(), query.detach().float())
         commitment = nn.functional.mse_loss(query.float(), read.detach().float())
         return MemoryReadout(output, indices, weights.detach(), codebook + self.commitment_weight * commitment)

@@ -87,6 +87,11 @@ class PixelPatchAttention(nn.Module):
         self.out_proj = conv(attn_channels, in_channels, kernel_size=1) if residual else nn.Identity()
         self.gamma = nn.Parameter(torch.zeros(1)) if residual else nn.Parameter(torch.ones(1), requires_grad=False)
         self.offsets: List[List[int]] = [list(o) for o in itertools.product(range(patch_size), repeat=spatial_dims)]
+        # neighbour offsets relative to the centre, (patch_size**spatial_dims, spatial_dims); a
+        # non-persistent buffer so the border mask is built on the input's device without a copy
+        self.register_buffer(
+            "relative_offsets", torch.tensor(self.offsets, dtype=torch.long) - patch_size // 2, persistent=False
+        )
 
     def _shifted(self, padded: torch.Tensor, offset: List[int], size: List[int]) -> torch.Tensor:
         out = padded
@@ -94,23 +99,48 @@ class PixelPatchAttention(nn.Module):
             out = out.narrow(2 + d, offset[d], size[d])
         return out
 
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """``concat(P_Q x, P_K x, P_V x)`` as one convolution (the three weights stacked)."""
+        bq, bk, bv = self.query.bias, self.key.bias, self.value.bias
+        assert bq is not None and bk is not None and bv is not None  # built with bias=True (TorchScript refinement)
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight], dim=0)
+        bias = torch.cat([bq, bk, bv], dim=0)
+        if self.spatial_dims == 2:
+            return nn.functional.conv2d(x, weight, bias)
+        return nn.functional.conv3d(x, weight, bias)
+
+    def _in_image(self, size: List[int]) -> torch.Tensor:
+        """``(1, patch_size**spatial_dims, *size)`` bool: is the neighbour at each offset inside the image."""
+        n = len(self.offsets)
+        device = self.relative_offsets.device
+        valid = torch.ones([n] + [1] * self.spatial_dims, dtype=torch.bool, device=device)
+        for d in range(self.spatial_dims):
+            view = [1] * (1 + self.spatial_dims)
+            view[1 + d] = size[d]
+            neighbour = torch.arange(size[d], device=device).view(view) + self.relative_offsets[:, d].view(
+                [n] + [1] * self.spatial_dims
+            )
+            valid = valid & (neighbour >= 0) & (neighbour < size[d])
+        return valid.unsqueeze(0)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = list(x.shape[2:])
         pad = self.patch_size // 2
-        pads = [pad] * (2 * self.spatial_dims)
-        q = self.query(x)
-        k = nn.functional.pad(self.key(x), pads)
-        v = nn.functional.pad(self.value(x), pads)
+        a = self.query.out_channels
+        # one projection for q|k|v, one zero padding for k|v
+        qkv = self._project(x)
+        q = qkv.narrow(1, 0, a)
+        kv = nn.functional.pad(qkv.narrow(1, a, 2 * a), [pad] * (2 * self.spatial_dims))
+        k = kv.narrow(1, 0, a)
+        v = kv.narrow(1, a, a)
         logits = torch.stack([(q * self._shifted(k, o, size)).sum(1) for o in self.offsets], dim=1) * self.scale
         if self.use_softmax:
-            ones = nn.functional.pad(torch.ones([1, 1] + size, dtype=torch.bool, device=x.device), pads)
-            valid = torch.cat([self._shifted(ones, o, size) for o in self.offsets], dim=1)
-            weights = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=1)
+            weights = torch.softmax(logits.masked_fill(~self._in_image(size), float("-inf")), dim=1)
         else:
-            weights = logits
-        out = torch.zeros_like(q)
-        for i, o in enumerate(self.offsets):
-            out = out + weights[:, i : i + 1] * self._shifted(v, o, size)
+            weights = logits  # zero padding: out-of-image neighbours add nothing
+        out = weights[:, :1] * self._shifted(v, self.offsets[0], size)
+        for i in range(1, len(self.offsets)):
+            out = torch.addcmul(out, weights[:, i : i + 1], self._shifted(v, self.offsets[i], size))
         if self.residual:
             return x + self.gamma * self.out_proj(out)
         return out
