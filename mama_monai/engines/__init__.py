@@ -1,5 +1,6 @@
 """MONAI/ignite engines: training, anomaly scoring, anomaly maps and the model file."""
 
+from mama_monai.engines.acceleration import Acceleration
 from mama_monai.engines.anomaly_map import SCORE_REDUCTIONS, AnomalyMap
 from mama_monai.engines.checkpoint import CheckpointError, load_model, read_checkpoint, save_model
 from mama_monai.engines.detailed_forward import DetailedForward, unwrap
@@ -8,6 +9,7 @@ from mama_monai.engines.slot_usage import SlotUsageHandler
 from mama_monai.engines.trainer import AnomalyTrainer
 
 __all__ = [
+    "Acceleration",
     "AnomalyEvaluator",
     "AnomalyMap",
     "AnomalyTrainer",

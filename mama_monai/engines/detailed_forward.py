@@ -36,7 +36,13 @@ class DetailedForward(nn.Module):
 
 
 def unwrap(network: nn.Module) -> nn.Module:
-    """The bare network inside ``DistributedDataParallel`` and/or :class:`DetailedForward`."""
-    while isinstance(network, (nn.parallel.DistributedDataParallel, DetailedForward)):
-        network = network.module if isinstance(network, nn.parallel.DistributedDataParallel) else network.network
-    return network
+    """The bare network inside ``DistributedDataParallel``, :class:`DetailedForward` and/or ``torch.compile``."""
+    while True:
+        if isinstance(network, nn.parallel.DistributedDataParallel):
+            network = network.module
+        elif isinstance(network, DetailedForward):
+            network = network.network
+        elif hasattr(network, "_orig_mod"):  # torch.compile's OptimizedModule
+            network = network._orig_mod
+        else:
+            return network

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 from monai.engines import SupervisedEvaluator
@@ -23,15 +23,18 @@ class AnomalyEvaluator(SupervisedEvaluator):
 
     Args:
         anomaly_map: the :class:`~mama_monai.engines.anomaly_map.AnomalyMap` scorer.
+        memory_format: the layout inputs are handed to the network in (e.g.
+            ``torch.channels_last``); ``None`` (default) leaves them as they come.
         **kwargs: :class:`~monai.engines.SupervisedEvaluator` arguments (``device``,
             ``val_data_loader``, ``network``, ``key_val_metric``, ``val_handlers``, ``amp`` ...).
             ``decollate`` is forced to False: outputs are batched tensors.
     """
 
-    def __init__(self, anomaly_map: AnomalyMap, **kwargs: Any) -> None:
+    def __init__(self, anomaly_map: AnomalyMap, memory_format: Optional[torch.memory_format] = None, **kwargs: Any) -> None:
         kwargs["decollate"] = False
         super().__init__(**kwargs)
         self.anomaly_map = anomaly_map.to(self.state.device)
+        self.memory_format = memory_format
 
     def _iteration(self, engine: "AnomalyEvaluator", batchdata: Dict[str, Any]) -> Dict[str, Any]:
         if batchdata is None:
@@ -41,7 +44,8 @@ class AnomalyEvaluator(SupervisedEvaluator):
         use_amp = engine.amp and inputs.device.type == "cuda"
         with engine.mode(engine.network), torch.no_grad():
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                reconstruction = engine.network(inputs)
+                net_inputs = inputs if engine.memory_format is None else inputs.contiguous(memory_format=engine.memory_format)
+                reconstruction = engine.network(net_inputs)
             maps = engine.anomaly_map.map(inputs, reconstruction)
             scores = engine.anomaly_map.score(maps)
         output = {

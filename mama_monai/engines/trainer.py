@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import torch
 from monai.engines import SupervisedTrainer
@@ -21,16 +21,25 @@ class AnomalyTrainer(SupervisedTrainer):
     ``loss_function`` a :class:`~mama_monai.losses.ReconstructionLoss`. With ``amp=True`` on CUDA
     the forward runs under bf16 autocast (no gradient scaler needed).
 
+    ``memory_format`` (e.g. ``torch.channels_last``, from
+    :class:`~mama_monai.engines.acceleration.Acceleration`) is the layout inputs are handed over in.
+
     ``engine.state.output`` holds ``image``, ``pred`` (reconstruction, detached), ``loss`` (the
     weighted total, for MONAI's ``StatsHandler``), the unweighted terms (``mse``, ``wasserstein``,
     ``memory``) and ``memory_indices`` (slots read in this iteration).
     """
+
+    def __init__(self, *args: Any, memory_format: Optional[torch.memory_format] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.memory_format = memory_format
 
     def _iteration(self, engine: "AnomalyTrainer", batchdata: Dict[str, Any]) -> Dict[str, Any]:
         if batchdata is None:
             raise ValueError("Must provide batch data for current iteration.")
         inputs = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
         inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs
+        if engine.memory_format is not None:
+            inputs = inputs.contiguous(memory_format=engine.memory_format)
         engine.state.output = {Keys.IMAGE: inputs}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)

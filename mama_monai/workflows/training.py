@@ -38,6 +38,7 @@ from torch.utils.data import DistributedSampler
 
 from mama_monai.atomic import atomic_write
 from mama_monai.engines import (
+    Acceleration,
     AnomalyEvaluator,
     AnomalyMap,
     AnomalyTrainer,
@@ -47,7 +48,7 @@ from mama_monai.engines import (
 )
 from mama_monai.evaluation import best_f1_threshold, calibrate_threshold
 from mama_monai.workflows.config import resolved
-from mama_monai.workflows.distributed import DistributedContext
+from mama_monai.workflows.distributed import DistributedContext, register_comm_hook
 
 __all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingProgress", "score_items", "train_model"]
 
@@ -136,10 +137,17 @@ def _last_checkpoint(folder: Path) -> Path | None:
 
 
 def score_items(
-    network: nn.Module, anomaly_map: AnomalyMap, items: Sequence[dict], device: torch.device, batch_size: int = 16, amp: bool = False
+    network: nn.Module,
+    anomaly_map: AnomalyMap,
+    items: Sequence[dict],
+    device: torch.device,
+    batch_size: int = 16,
+    amp: bool = False,
+    memory_format: torch.memory_format | None = None,
 ) -> dict[str, np.ndarray]:
     """Run an :class:`~mama_monai.engines.AnomalyEvaluator` over ``items``; gather ``score``,
-    ``label``, ``map``, ``image`` and ``pred`` (reconstruction) as numpy arrays in item order."""
+    ``label``, ``map``, ``image`` and ``pred`` (reconstruction) as numpy arrays in item order.
+    ``network`` may be compiled; ``memory_format`` is the input layout it wants (channels-last)."""
     collected: dict[str, list] = {"score": [], "label": [], "map": [], "image": [], "pred": []}
     evaluator = AnomalyEvaluator(
         anomaly_map=anomaly_map,
@@ -147,6 +155,7 @@ def score_items(
         val_data_loader=DataLoader(Dataset([{k: it[k] for k in _ITEM_KEYS} for it in items]), batch_size=batch_size),
         network=network,
         amp=amp,
+        memory_format=memory_format,
     )
 
     @evaluator.on(Events.ITERATION_COMPLETED)
@@ -187,15 +196,20 @@ def train_model(
     ckpt_dir = output_dir / "checkpoints"
     cfg = parser.get_parsed_content("training")
     set_determinism(int(parser["seed"]))
-    network = parser.get_parsed_content("network_def", lazy=False).to(ctx.device)
+    accel = Acceleration.from_config(parser.get_parsed_content("runtime") if "runtime" in parser else None, ctx.device)
+    network = accel.prepare_network(parser.get_parsed_content("network_def", lazy=False).to(ctx.device))
+    memory_format = accel.memory_format(int(getattr(network, "spatial_dims", 2)))
     model: nn.Module = DetailedForward(network)
     if ctx.enabled:
         if ctx.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
             network = model.network
         model = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if ctx.device.type == "cuda" else None)
+    register_comm_hook(model, cfg.get("ddp_comm_hook"))  # training#ddp_comm_hook; also checks the name in one process
+    model = accel.compiled(model)  # compile(DDP(model)), the order PyTorch's DDP + compile guide uses
+    eval_network = accel.compiled(network)
     opt_cfg = parser.get_parsed_content("optimizer")
-    optimizer = torch.optim.Adam(network.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg.get("weight_decay", 0.0)))
+    optimizer = accel.adam(network.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg.get("weight_decay", 0.0)))
     scoring = parser.get_parsed_content("scoring")
     anomaly_map = AnomalyMap(2, sigma=float(scoring["sigma"]), reduction=scoring["reduction"])
     iterations, interval = int(cfg["iterations"]), int(cfg["val_interval"])
@@ -210,8 +224,9 @@ def train_model(
         anomaly_map=anomaly_map,
         device=ctx.device,
         val_data_loader=_loader(val_items, int(cfg["batch_size"]), False, ctx, drop_last=False),
-        network=network,
+        network=eval_network,
         amp=amp,
+        memory_format=memory_format,
         key_val_metric={"val_auroc": ROCAUC(output_transform=from_engine(["score", "label"]))} if has_anomalies else None,
     )
     trainer = AnomalyTrainer(
@@ -224,6 +239,7 @@ def train_model(
         loss_function=parser.get_parsed_content("loss", lazy=False),
         amp=amp,
         decollate=False,
+        memory_format=memory_format,
     )
     SlotUsageHandler().attach(trainer)
     ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
@@ -290,7 +306,7 @@ def train_model(
     if has_anomalies and best.is_file():
         network.load_state_dict(torch.load(best, map_location=ctx.device, weights_only=True))
     network.eval()
-    val = score_items(network, anomaly_map, val_items, ctx.device, int(cfg["batch_size"]), amp)
+    val = score_items(eval_network, anomaly_map, val_items, ctx.device, int(cfg["batch_size"]), amp, memory_format)
     normal_scores = val["score"][val["label"] == 0]
     primary = calibrate_threshold(normal_scores, quantile=float(scoring["threshold_quantile"]))
     threshold: dict[str, Any] = {
