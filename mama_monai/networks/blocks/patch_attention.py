@@ -21,7 +21,11 @@ class PixelPatchAttention(nn.Module):
     ``P_Q``, ``P_K``, ``P_V`` are 1x1 convolutions to ``attn_channels``; the query at each position
     is dotted with the keys of its ``patch_size**spatial_dims`` neighbours (zero padding at the
     border) and the weights combine the neighbours' values. Computed with one shifted product per
-    neighbour (no unfold, no ``(positions x patch)`` copy of the keys), in 2D and 3D alike.
+    neighbour (no unfold, no ``(positions x patch)`` copy of the keys), in 2D and 3D alike: one
+    convolution projects q|k|v (the three 1x1 weights stacked; the parameters stay three modules),
+    k|v are padded once, the border mask is arithmetic on positions, and the values are
+    accumulated with ``addcmul``. Under ``torch.compile`` the loop over neighbours fuses into a
+    few kernels; the layout (channels-first or channels-last) is kept.
 
     Two normalisations of the weights (``normalization``):
 
