@@ -187,6 +187,21 @@ def _load_files(loader: _FileLoader, jobs: list[dict[str, Any]], num_workers: in
         yield result
 
 
+def _to_decode(loader: _FileLoader, jobs: list[dict[str, Any]]) -> int:
+    """How many of ``jobs`` have no cached image yet (all of them without a cache): from a filled
+    cache one process reads faster than worker processes start (``benchmarks/loader.py``)."""
+    if loader.cache is None:
+        return len(jobs)
+    missing = 0
+    for job in jobs:
+        try:
+            key = loader.cache.key(job["path"], "image", loader.spatial_size, loader.preset)
+            missing += not loader.cache.file(key).is_file()
+        except OSError:  # missing input: its worker reports it
+            missing += 1
+    return missing
+
+
 class _Failed(Exception):
     """A failure already described by the file loader."""
 
@@ -208,8 +223,9 @@ def load_case_slices(
         preset: a preprocessing preset name (:func:`~mama_monai.data.presets.list_presets`).
         spatial_size: model input size ``(H, W)``.
         num_workers: loader processes decoding files in parallel; ``0`` loads in this process;
-            ``None`` (default) is :func:`auto_num_workers` (``min(4, CPU cores, files)``, 0 for one
-            file). Never more than the number of files. The result is the same either way.
+            ``None`` (default) is :func:`auto_num_workers` of the files not in the cache yet
+            (``min(4, CPU cores, files)``, 0 for one file or a filled cache). Never more than the
+            number of files. The result is the same either way.
         cache_dir: folder of the persistent cache of preprocessed images (created when missing),
             or ``None`` (default): no cache. A hit skips decoding and preprocessing; the key holds
             the file's path, size and modification time, the preset's name and contents and the
@@ -239,7 +255,7 @@ def load_case_slices(
     for path, file_cases in by_file.items():
         masks = dict.fromkeys(str(_image_path(manifest, c.mask)) for c in file_cases if c.mask is not None)
         jobs.append({"path": str(path), "masks": list(masks)})
-    workers = auto_num_workers(len(jobs)) if num_workers is None else min(num_workers, len(jobs))
+    workers = auto_num_workers(_to_decode(loader, jobs)) if num_workers is None else min(num_workers, len(jobs))
     items: dict[str, dict[str, Any]] = {}
     failures: list[LoadFailure] = []
     hits = misses = 0

@@ -281,3 +281,12 @@ def test_training_batches_are_pinned_only_for_cuda():
     items = [{"image": torch.zeros(1, 8, 8), "label": 0} for _ in range(4)]
     assert _loader(items, 2, True, DistributedContext(device=torch.device("cuda")), drop_last=True).pin_memory
     assert not _loader(items, 2, True, DistributedContext(), drop_last=True).pin_memory
+
+
+def test_automatic_workers_only_for_files_not_in_the_cache(data_root, tmp_path):
+    stats: dict = {}
+    cold = _load(data_root, cache_dir=tmp_path / "cache", stats=stats)
+    assert stats["num_workers"] == auto_num_workers(5)  # five image files to decode
+    warm = _load(data_root, cache_dir=tmp_path / "cache", stats=stats)
+    assert stats["num_workers"] == auto_num_workers(1) == 0  # only the broken file is left: this process
+    _assert_same(warm[0], cold[0])
