@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matrix", type=int, default=512, help="rows = columns (default 512)")
     parser.add_argument("--size", type=int, default=228, help="model input H = W for the preset (default 228)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (median; default 3)")
-    parser.add_argument("--files", type=int, default=4, help="copies of each volume in the training-path manifest (default 4)")
+    parser.add_argument("--files", type=int, default=8, help="copies of each volume in the training-path manifest (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes to compare with one (default 2)")
     parser.add_argument("--batch", type=int, default=8, help="batch size of the in-memory batch rate (default 8)")
     args = parser.parse_args(argv)
