@@ -10,12 +10,14 @@ Files are decoded in parallel by a ``torch.utils.data.DataLoader`` over a MONAI 
 files (``num_workers`` worker processes, one file per sample, no collation, results in file
 order), and optionally read from a persistent on-disk cache of preprocessed images
 (:class:`~mama_monai.data.cache.PreprocessedCache`, ``cache_dir``). Both give exactly the tensors of
-serial, uncached loading. Slices are plain ``torch.Tensor`` s (no ``MetaTensor`` metadata: the
-engines use only the values).
+serial, uncached loading. Worker processes reuse freed memory instead of faulting in fresh pages
+for every large array (:func:`_keep_freed_memory`; 1.7x faster per core, measured). Slices are
+plain ``torch.Tensor`` s (no ``MetaTensor`` metadata: the engines use only the values).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import time
@@ -160,12 +162,32 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
+def _keep_freed_memory() -> bool:
+    """In a loader worker on glibc: serve allocations up to 1 GiB from the heap and keep freed
+    memory for reuse (``mallopt`` ``M_MMAP_THRESHOLD`` 1 GiB, ``M_TRIM_THRESHOLD`` 2 GiB - 1).
+
+    By default every array over 32 MB (a 512 x 512 x 64 float32 volume is 67 MB) is a fresh
+    ``mmap`` whose pages the kernel faults in and zeroes, and MONAI's intensity transforms make
+    five such arrays per volume: on the 2-core development machine a 67 MB subtraction took 71 ms
+    that way and 17 ms reusing heap memory, and decode + preprocessing ran 1.7x faster
+    (``docs/benchmarks.md``). Only the allocation strategy changes, never a value. The worker keeps
+    its peak memory until it exits at the end of the load. Returns whether glibc accepted it.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
+    except (OSError, AttributeError):  # not glibc: keep the default
+        return False
+
+
 def _worker_init(worker_id: int) -> None:
-    """One SimpleITK thread per loader process (torch already has one there): the workers are the
-    parallelism."""
+    """A loader process: one SimpleITK thread (torch already has one there: the workers are the
+    parallelism) and glibc's allocator set to reuse freed memory (:func:`_keep_freed_memory`)."""
     import SimpleITK as sitk
 
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
+    _keep_freed_memory()
 
 
 def _load_files(loader: _FileLoader, jobs: list[dict[str, Any]], num_workers: int):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import platform
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -290,3 +293,11 @@ def test_automatic_workers_only_for_files_not_in_the_cache(data_root, tmp_path):
     warm = _load(data_root, cache_dir=tmp_path / "cache", stats=stats)
     assert stats["num_workers"] == auto_num_workers(1) == 0  # only the broken file is left: this process
     _assert_same(warm[0], cold[0])
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_loader_workers_keep_freed_memory_on_glibc():
+    # in a fresh interpreter: the setting is process-wide, and only loader workers get it
+    code = "from mama_monai.workflows.cases import _keep_freed_memory as k; print(k())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
