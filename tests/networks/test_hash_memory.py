@@ -26,6 +26,17 @@ def test_hard_addressing_reads_exactly_the_nearest_slot_by_hamming(training):
     torch.testing.assert_close(readout.output, memory.slots[readout.indices].detach(), rtol=1e-5, atol=1e-5)
 
 
+def test_training_vq_loss_uses_exactly_the_read_slots():
+    # codebook ||sg(z) - read||^2 + 0.25 ||z - sg(read)||^2 with read = the chosen slots' values
+    torch.manual_seed(0)
+    memory = HashMemory(num_slots=50, feature_dim=16, hash_bits=32, commitment_weight=0.25).train()
+    queries = torch.randn(40, 16)
+    readout = memory(queries)
+    read = memory.slots.detach()[torch.as_tensor(numpy_hamming(memory, queries).argmin(axis=1))]
+    expected = 1.25 * torch.mean((read - queries) ** 2)
+    torch.testing.assert_close(readout.loss, expected, rtol=1e-6, atol=1e-7)
+
+
 def test_hamming_matrix_product_matches_xor_popcount():
     torch.manual_seed(1)
     memory = HashMemory(num_slots=30, feature_dim=8, hash_bits=128)
