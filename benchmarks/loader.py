@@ -9,16 +9,20 @@ NIfTI (``.nii.gz`` and ``.nii``) are loaded the way the pipelines load them:
    ``ct_lung`` preset on the volume (HU window, in-plane resize to ``--size``) and
    :func:`mama_monai.data.slicing.slice_volume` = *decode + preprocess + slice*.
 2. **training path** (:func:`mama_monai.workflows.cases.load_case_slices`, every slice of
-   ``--files`` copies of the volume as manifest cases): in one process (``num_workers=0``) and
-   with ``--workers`` loader processes; the ratio is the measured scaling.
-3. **persistent cache** (``cache_dir``): the same load, one process, without cache, filling an
-   empty cache (miss + write) and from the filled cache (hit rate from the loader's stats).
-4. **in-memory batches**: the training ``DataLoader`` (``workflows.training._loader``, batch
+   ``--files`` copies of the volume as manifest cases): in one process (``num_workers=0``, over at
+   most 4 of the files) and with ``--workers`` loader processes; the ratio of the rates is the
+   measured scaling.
+3. **in-memory batches**: the training ``DataLoader`` (``workflows.training._loader``, batch
    ``--batch`` of 1 × ``--size`` × ``--size`` slices) in images/s, plain tensors (what
    ``load_case_slices`` gives now) and ``MetaTensor`` s (what it gave before), and MONAI's
-   ``ThreadDataLoader``; with CUDA, also pinned + ``non_blocking`` copies to the GPU.
+   ``ThreadDataLoader``; with CUDA, also pinned + ``non_blocking`` copies to the GPU. Then the GPU
+   rates of the speed issue are set against the measured rates.
+4. **persistent cache** (``cache_dir``): the training-path load with workers, without cache and
+   filling an empty cache (miss + write), then from the filled cache in one process (hit rate
+   from the loader's stats) and with workers.
 
-Then the GPU rates of the speed issue are set against the measured rates.
+Each table is printed as soon as it is measured, so a run cut short by a time limit keeps the
+tables before it.
 
 One core: ``torch.set_num_threads(1)`` and SimpleITK's global thread count set to 1 in this
 process (loader workers get the same). Each figure is the median of ``--repeats`` runs after one
@@ -159,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matrix", type=int, default=512, help="rows = columns (default 512)")
     parser.add_argument("--size", type=int, default=228, help="model input H = W for the preset (default 228)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row (median; default 3)")
-    parser.add_argument("--files", type=int, default=8, help="copies of each volume in the training-path manifest (default 8)")
+    parser.add_argument(
+        "--files", type=int, default=8, help="copies of each volume in the training-path manifest (default 8; one process reads at most 4)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes to compare with one (default 2)")
     parser.add_argument("--batch", type=int, default=8, help="batch size of the in-memory batch rate (default 8)")
     args = parser.parse_args(argv)
@@ -168,9 +174,25 @@ def main(argv: list[str] | None = None) -> int:
     sitk.ProcessObject_SetGlobalDefaultNumberOfThreads(1)
     preset = get_preset("ct_lung", spatial_size=(args.size, args.size), spatial_dims=3)
     size = (args.size, args.size)
+    out = lambda *line: print(*line, flush=True)  # tables appear as they are measured: a timeout keeps them
+    with open("/proc/cpuinfo") as f:
+        cpu_name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    cores = len(os.sched_getaffinity(0))
+    out(
+        f"Data loading: {args.slices} slices of {args.matrix}x{args.matrix} int16, ct_lung preset to "
+        f"{args.size}x{args.size}, median of {args.repeats}; {args.files} files per input in the training path"
+    )
+    out(
+        f"CPU: {cpu_name}, {cores} usable cores; torch {torch.__version__}, SimpleITK {sitk.Version.VersionString()}, "
+        f"pydicom {pydicom.__version__}, Python {platform.python_version()}"
+    )
+    out(f"Load average (1 min) at the start: {os.getloadavg()[0]:.2f} (above 0: other processes share the {cores} cores)")
     volume = phantom(args.slices, args.matrix)
-    per_core, training, caching = [], [], []
-    load_before = os.getloadavg()
+    inputs = [
+        ("DICOM series (uncompressed)", "series{}"),
+        ("NIfTI .nii.gz (int16)", "volume{}.nii.gz"),
+        ("NIfTI .nii (int16)", "volume{}.nii"),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         hu = (volume.astype(np.int16) - 1024).transpose(2, 1, 0)  # (x, y, z)
@@ -180,120 +202,107 @@ def main(argv: list[str] | None = None) -> int:
             write_series(root / f"series{k}", volume)
             nib.save(nib.Nifti1Image(hu, affine), root / f"volume{k}.nii.gz")
             nib.save(nib.Nifti1Image(hu, affine), root / f"volume{k}.nii")
-        inputs = [
-            ("DICOM series (uncompressed)", "series{}"),
-            ("NIfTI .nii.gz (int16)", "volume{}.nii.gz"),
-            ("NIfTI .nii (int16)", "volume{}.nii"),
-        ]
+
+        def loader(pattern: str, files: int):
+            cases = [ManifestCase(f"{k}_{z}", pattern.format(k), 0, slice_index=z) for k in range(files) for z in range(args.slices)]
+            manifest = Manifest(dataset="bench", root=str(root), cases=cases)
+
+            def load(workers: int, cache: Path | None = None, stats: dict | None = None) -> None:
+                items, failures = load_case_slices(
+                    manifest, cases, "ct_lung", size, num_workers=workers, cache_dir=cache, stats=stats
+                )
+                assert len(items) == len(cases) and not failures
+
+            return load, len(cases)
+
+        out()
+        out("One core, scoring path (load_image; + preset + slice_volume):")
+        out()
+        out("| input | decode (slices/s) | decode + preprocess + slice (slices/s) | the same, per CPU-second | s per volume (full) |")
+        out("| --- | ---: | ---: | ---: | ---: |")
+        per_cpu = []
         for name, pattern in inputs:
             path = root / pattern.format(0)
             decode = median_seconds(lambda p=path: load_image(p), args.repeats)
             full, full_cpu = median_times(lambda p=path: slice_volume(preset({"image": load_image(p)})), args.repeats)
-            per_core.append((name, decode, full, full_cpu))
+            per_cpu.append(args.slices / full_cpu)
+            out(f"| {name} | {args.slices / decode:.0f} | {args.slices / full:.0f} | {args.slices / full_cpu:.0f} | {full:.2f} |")
 
-            cases = [ManifestCase(f"{k}_{z}", pattern.format(k), 0, slice_index=z) for k in range(args.files) for z in range(args.slices)]
-            manifest = Manifest(dataset="bench", root=str(root), cases=cases)
+        few = min(args.files, 4)
+        out()
+        out(
+            f"Training path (load_case_slices), slices/s of wall time and per CPU-second: one process over {few} files, "
+            f"{args.workers} loader workers over {args.files} files:"
+        )
+        out()
+        out(f"| input | 1 process | per CPU-second | {args.workers} loader workers | per CPU-second (all processes) | scaling (wall) |")
+        out("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name, pattern in inputs:
+            load_few, n_few = loader(pattern, few)
+            load_all, n_all = loader(pattern, args.files)
+            one, one_cpu = median_times(lambda f=load_few: f(0), args.repeats)
+            many, many_cpu = median_times(lambda f=load_all: f(args.workers), args.repeats)
+            out(
+                f"| {name} | {n_few / one:.0f} | {n_few / one_cpu:.0f} | {n_all / many:.0f} | {n_all / many_cpu:.0f} | "
+                f"{(n_all / many) / (n_few / one):.2f}x |"
+            )
 
-            def load(workers: int, cache: Path | None = None, stats: dict | None = None, m=manifest) -> None:
-                items, failures = load_case_slices(m, m.cases, "ct_lung", size, num_workers=workers, cache_dir=cache, stats=stats)
-                assert len(items) == len(m.cases) and not failures
+        # in-memory batches, as the training loop draws them
+        rng = torch.Generator().manual_seed(0)
+        plain = [{"image": torch.rand(1, args.size, args.size, generator=rng), "label": 0} for _ in range(64 * args.batch)]
+        meta = [{"image": MetaTensor(it["image"]), "label": 0} for it in plain]
+        cpu = DistributedContext()
+        out()
+        out(f"In-memory training batches (batch {args.batch} of 1x{args.size}x{args.size}, shuffled), images/s:")
+        out()
+        out("| loader | images/s |")
+        out("| --- | ---: |")
+        in_memory = batch_rate(_loader(plain, args.batch, True, cpu, True), 5)
+        out(f"| training `_loader` (DataLoader, in-process collate), plain tensors | {in_memory:,.0f} |")
+        out(f"| the same, `MetaTensor` slices (before this change) | {batch_rate(_loader(meta, args.batch, True, cpu, True), 5):,.0f} |")
+        threaded = ThreadDataLoader(Dataset(plain), batch_size=args.batch, shuffle=True, drop_last=True)
+        out(f"| MONAI `ThreadDataLoader` (collate in a thread), plain tensors | {batch_rate(threaded, 5):,.0f} |")
+        if torch.cuda.is_available():
+            gpu = DistributedContext(device=torch.device("cuda"))
+            rate = batch_rate(_loader(plain, args.batch, True, gpu, True), 5, gpu.device)
+            out(f"| training `_loader` on CUDA: pinned + `non_blocking` copy to the GPU | {rate:,.0f} |")
 
-            one, one_cpu = median_times(lambda f=load: f(0), args.repeats)
-            many, many_cpu = median_times(lambda f=load: f(args.workers), args.repeats)
-            training.append((name, one, one_cpu, many, many_cpu))
+        slowest, fastest = min(per_cpu), max(per_cpu)
+        inference_now, inference_goal = GPU_RATES["inference"]
+        training_now, training_goal = GPU_RATES["training"]
+        out()
+        out(
+            f"Against the GPU (one H200, 228x228, bf16, batch 8): inference {inference_now} img/s now, {inference_goal} target, "
+            f"needs {inference_now / fastest:.1f}-{inference_now / slowest:.1f} / {inference_goal / fastest:.0f}-{inference_goal / slowest:.0f} "
+            f"cores decoding new volumes at {slowest:.0f}-{fastest:.0f} slices per CPU-second (scoring path); training "
+            f"{training_now} img/s now, {training_goal} target, fed from memory at {in_memory:,.0f} img/s on one core "
+            f"({in_memory / training_goal:.0f}x the target) after the first pass."
+        )
 
+        out()
+        out(f"Persistent cache (data#cache_dir) over {args.files} files, slices/s (hit rate of the filled cache):")
+        out()
+        out(f"| input | no cache, {args.workers} workers | empty cache (miss + write), {args.workers} workers | filled cache, 1 process | filled cache, {args.workers} workers |")
+        out("| --- | ---: | ---: | ---: | ---: |")
+        for name, pattern in inputs:
+            load_all, n_all = loader(pattern, args.files)
             cache, stats = root / "cache", {}
 
             def fresh(c: Path = cache) -> None:
                 shutil.rmtree(c, ignore_errors=True)
 
-            cold = median_seconds(lambda f=load, c=cache: f(0, c), args.repeats, setup=fresh)
-            warm = median_seconds(lambda f=load, c=cache, st=stats: f(0, c, st), args.repeats)
-            warm_many = median_seconds(lambda f=load, c=cache: f(args.workers, c), args.repeats)
-            lookups = stats["cache_hits"] + stats["cache_misses"]
-            caching.append((name, one, cold, warm, warm_many, stats["cache_hits"] / lookups))
+            plain_many = median_seconds(lambda f=load_all: f(args.workers), args.repeats)
+            cold = median_seconds(lambda f=load_all, c=cache: f(args.workers, c), args.repeats, setup=fresh)
+            warm = median_seconds(lambda f=load_all, c=cache, st=stats: f(0, c, st), args.repeats)
+            warm_many = median_seconds(lambda f=load_all, c=cache: f(args.workers, c), args.repeats)
+            hit_rate = stats["cache_hits"] / (stats["cache_hits"] + stats["cache_misses"])
+            out(
+                f"| {name} | {n_all / plain_many:.0f} | {n_all / cold:.0f} | {n_all / warm:.0f} ({hit_rate:.0%}) | "
+                f"{n_all / warm_many:.0f} |"
+            )
             fresh()
-
-    # in-memory batches, as the training loop draws them
-    n_items = 64 * args.batch
-    rng = torch.Generator().manual_seed(0)
-    plain = [{"image": torch.rand(1, args.size, args.size, generator=rng), "label": 0} for _ in range(n_items)]
-    meta = [{"image": MetaTensor(it["image"]), "label": 0} for it in plain]
-    cpu = DistributedContext()
-    epochs = 5
-    batches = [
-        ("training `_loader` (DataLoader, in-process collate), plain tensors", batch_rate(_loader(plain, args.batch, True, cpu, True), epochs)),
-        ("the same, `MetaTensor` slices (before this change)", batch_rate(_loader(meta, args.batch, True, cpu, True), epochs)),
-        (
-            "MONAI `ThreadDataLoader` (collate in a thread), plain tensors",
-            batch_rate(ThreadDataLoader(Dataset(plain), batch_size=args.batch, shuffle=True, drop_last=True), epochs),
-        ),
-    ]
-    if torch.cuda.is_available():
-        gpu = DistributedContext(device=torch.device("cuda"))
-        batches.append(
-            ("training `_loader` on CUDA: pinned + `non_blocking` copy to the GPU", batch_rate(_loader(plain, args.batch, True, gpu, True), epochs, gpu.device))
-        )
-
-    load_after = os.getloadavg()
-    with open("/proc/cpuinfo") as f:
-        cpu_name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
-    cores = len(os.sched_getaffinity(0))
-    print(
-        f"Data loading: {args.slices} slices of {args.matrix}x{args.matrix} int16, ct_lung preset to "
-        f"{args.size}x{args.size}, median of {args.repeats}; {args.files} files per input in the training path"
-    )
-    print(
-        f"CPU: {cpu_name}, {cores} usable cores; torch {torch.__version__}, SimpleITK {sitk.Version.VersionString()}, "
-        f"pydicom {pydicom.__version__}, Python {platform.python_version()}"
-    )
-    print(
-        f"Load average (1 min) {load_before[0]:.2f} at the start, {load_after[0]:.2f} at the end "
-        f"(the benchmark itself adds 1 to {1 + args.workers}; more = other processes shared the {cores} cores)"
-    )
-    print()
-    print("One core, scoring path (load_image; + preset + slice_volume):")
-    print()
-    print("| input | decode (slices/s) | decode + preprocess + slice (slices/s) | the same, per CPU-second | s per volume (full) |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, decode, full, full_cpu in per_core:
-        print(f"| {name} | {args.slices / decode:.0f} | {args.slices / full:.0f} | {args.slices / full_cpu:.0f} | {full:.2f} |")
-    print()
-    total = args.files * args.slices
-    print(f"Training path (load_case_slices, {total} slices from {args.files} files), slices/s of wall time and per CPU-second:")
-    print()
-    print(f"| input | 1 process | per CPU-second | {args.workers} loader workers | per CPU-second (all processes) | scaling (wall) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, one, one_cpu, many, many_cpu in training:
-        print(
-            f"| {name} | {total / one:.0f} | {total / one_cpu:.0f} | {total / many:.0f} | {total / many_cpu:.0f} | {one / many:.2f}x |"
-        )
-    print()
-    print(f"Persistent cache (data#cache_dir), one process, slices/s; last column {args.workers} workers from the filled cache:")
-    print()
-    print(f"| input | no cache | empty cache (miss + write) | filled cache (hit rate) | filled cache, {args.workers} workers |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, one, cold, warm, warm_many, rate in caching:
-        print(f"| {name} | {total / one:.0f} | {total / cold:.0f} | {total / warm:.0f} ({rate:.0%}) | {total / warm_many:.0f} |")
-    print()
-    print(f"In-memory training batches (batch {args.batch} of 1x{args.size}x{args.size}, shuffled), images/s:")
-    print()
-    print("| loader | images/s |")
-    print("| --- | ---: |")
-    for name, rate in batches:
-        print(f"| {name} | {rate:,.0f} |")
-    print()
-    per_cpu = [args.slices / full_cpu for _, _, _, full_cpu in per_core]  # scoring path, slices per CPU-second
-    slowest, fastest = min(per_cpu), max(per_cpu)
-    inference_now, inference_goal = GPU_RATES["inference"]
-    training_now, training_goal = GPU_RATES["training"]
-    print(
-        f"Against the GPU (one H200, 228x228, bf16, batch 8): inference {inference_now} img/s now, {inference_goal} target, "
-        f"needs {inference_now / fastest:.1f}-{inference_now / slowest:.1f} / {inference_goal / fastest:.0f}-{inference_goal / slowest:.0f} "
-        f"cores decoding new volumes at {slowest:.0f}-{fastest:.0f} slices per CPU-second; training {training_now} img/s now, "
-        f"{training_goal} target, fed from memory at {batches[0][1]:,.0f} img/s on one core "
-        f"({batches[0][1] / training_goal:.0f}x the target) after the first pass."
-    )
+    out()
+    out(f"Load average (1 min) at the end: {os.getloadavg()[0]:.2f} (the benchmark itself adds 1 to {1 + args.workers})")
     return 0
 
 
