@@ -301,3 +301,16 @@ def test_loader_workers_keep_freed_memory_on_glibc():
     code = "from mama_monai.workflows.cases import _keep_freed_memory as k; print(k())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize(("name", "preset", "image", "index"), [("lidc", "ct_lung", "ct.nii.gz", 87), ("brain", "mri_t1", "t1.nii.gz", 30)])
+def test_slices_equal_the_preset_chain_applied_by_hand(name, preset, image, index):
+    """The loader's result is the preset's own MONAI chain on the whole volume, sliced: bit for bit."""
+    manifest = demo_manifest(name)
+    case = ManifestCase("c", image, 0, slice_index=index)
+    items, failures = load_case_slices(manifest, [case], preset, SIZE, num_workers=0)
+    path = str(Path(manifest.root) / image)
+    data = presets.get_preset(preset, SIZE, 2, with_loader=True).transforms[0]({"image": path})
+    volume = presets.get_preset(preset, SIZE, 3)(data)["image"]
+    expected = volume.as_tensor().float()[..., index]
+    assert not failures and items[0]["image"].dtype == torch.float32 and torch.equal(items[0]["image"], expected)
