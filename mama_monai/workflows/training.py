@@ -227,6 +227,7 @@ def train_model(
         network=eval_network,
         amp=amp,
         memory_format=memory_format,
+        non_blocking=ctx.device.type == "cuda",  # batches are pinned on CUDA: copy asynchronously
         key_val_metric={"val_auroc": ROCAUC(output_transform=from_engine(["score", "label"]))} if has_anomalies else None,
     )
     trainer = AnomalyTrainer(
@@ -240,6 +241,7 @@ def train_model(
         amp=amp,
         decollate=False,
         memory_format=memory_format,
+        non_blocking=ctx.device.type == "cuda",
     )
     SlotUsageHandler().attach(trainer)
     ValidationHandler(validator=evaluator, interval=1, epoch_level=True).attach(trainer)
