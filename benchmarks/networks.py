@@ -224,6 +224,14 @@ def fmt(row: dict, key: str, spec: str) -> str:
     return spec.format(value) if isinstance(value, (int, float)) else str(value)
 
 
+def print_table(rows: list, columns: list) -> None:
+    """A markdown table of ``rows`` with ``columns`` = ``[(key, header, format spec), ...]``."""
+    print("| " + " | ".join(h for _, h, _ in columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(fmt(row, k, s) for k, _, s in columns) + " |")
+
+
 def cpu_name() -> str:
     match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()) if Path("/proc/cpuinfo").exists() else None
     return f"{match.group(1).strip() if match else platform.machine()}, {os.cpu_count()} cores"
@@ -266,10 +274,7 @@ def main() -> None:
             torch.cuda.empty_cache()
         if args.json:  # written after every config, so a run cut short keeps what it measured
             args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    print("| " + " | ".join(h for _, h, _ in COLUMNS) + " |")
-    print("|" + "---|" * len(COLUMNS))
-    for row in rows:
-        print("| " + " | ".join(fmt(row, k, s) for k, _, s in COLUMNS) + " |")
+    print_table(rows, COLUMNS)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import time
 import traceback
@@ -54,10 +53,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # measure this checkout's code, installed or not
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from networks import PeakMemory, cpu_name  # noqa: E402  (this folder's benchmark helpers)
+from networks import PeakMemory, cpu_name, median_seconds, print_table
 
-from mama_monai.engines import Acceleration, DetailedForward  # noqa: E402
-from mama_monai.losses import ReconstructionLoss  # noqa: E402
+from mama_monai.engines import Acceleration, DetailedForward
+from mama_monai.losses import ReconstructionLoss
 
 _FUSED_FIRST = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
 #: name -> (runtime settings, SDPA backends in priority order or None for PyTorch's choice)
@@ -107,23 +106,13 @@ def count_flops(config: str, img_size: int, batch: int) -> dict[str, float]:
 
 
 def timed(fn, iters: int, warmup: int, device: torch.device) -> tuple[float, float]:
-    """(first call seconds, median seconds of the timed calls)."""
+    """(first call seconds: compilation for compiled variants, median seconds of the timed calls)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     sync()
     t0 = time.perf_counter()
     fn()
     sync()
-    first = time.perf_counter() - t0
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+    return time.perf_counter() - t0, median_seconds(fn, iters, warmup, device)
 
 
 def run_variant(name, accel, net, initial, x_infer, x_train, reference, args, device, flops) -> dict:
@@ -181,7 +170,6 @@ def _run_variant(name, accel, net, initial, x_infer, x_train, reference, args, d
     row.update(train_first_call_s=first, train_img_s=x_train.shape[0] / seconds, peak_train_mib=peak.mib)
     row["train_tflop_s"] = row["train_img_s"] * flops["gflop_train_step"] / 1e3
     row["first_loss_diff"] = abs(losses[0] - reference["loss"])
-    del opt
     return row
 
 
@@ -193,11 +181,6 @@ COLUMNS = [
     ("max_abs_diff", "max |d| vs eager", "{:.2e}"), ("mean_abs_diff", "mean |d|", "{:.2e}"),
     ("same_slot", "same slot", "{:.2f}"), ("first_loss_diff", "|d loss|", "{:.2e}"),
 ]  # fmt: skip
-
-
-def fmt(row: dict, key: str, spec: str) -> str:
-    value = row.get(key, "")
-    return spec.format(value) if isinstance(value, (int, float)) else str(value)
 
 
 def main() -> None:
@@ -262,10 +245,7 @@ def main() -> None:
             torch.cuda.empty_cache()
         if args.json:
             args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    print("| " + " | ".join(h for _, h, _ in COLUMNS) + " |")
-    print("|" + "---|" * len(COLUMNS))
-    for row in rows:
-        print("| " + " | ".join(fmt(row, k, s) for k, _, s in COLUMNS) + " |")
+    print_table(rows, COLUMNS)
 
 
 if __name__ == "__main__":

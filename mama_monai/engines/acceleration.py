@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
-__all__ = ["Acceleration", "COMPILE_MODES", "RUNTIME_KEYS"]
+__all__ = ["COMPILE_MODES", "RUNTIME_KEYS", "Acceleration"]
 
 #: ``torch.compile`` modes accepted by ``runtime#compile_mode``.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

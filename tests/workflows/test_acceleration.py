@@ -69,7 +69,7 @@ def test_channels_last_matches_channels_first(memory_mode):
     torch.testing.assert_close(loss_fast, loss_ref, **TOL)
     assert grads_fast.keys() == grads_ref.keys()
     for name in grads_ref:
-        torch.testing.assert_close(grads_fast[name], grads_ref[name], **TOL, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(grads_fast[name], grads_ref[name], **TOL, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_compiled_network_matches_eager(monkeypatch):
@@ -98,7 +98,7 @@ def test_compiled_network_matches_eager(monkeypatch):
     torch.testing.assert_close(loss.detach(), loss_ref, **TOL)
     for name, p in fast.named_parameters():
         if name in grads_ref:
-            torch.testing.assert_close(p.grad, grads_ref[name], **TOL, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(p.grad, grads_ref[name], **TOL, msg=lambda m, name=name: f"{name}: {m}")
     # The compiled eval pass cannot check tensor versions, so its slot codes are refreshed by a
     # training-mode call (before any optimizer step) and by load_state_dict. Flipping the slots
     # makes stale codes pick visibly different slots.
