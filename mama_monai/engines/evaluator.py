@@ -9,6 +9,7 @@ from monai.engines import SupervisedEvaluator
 from monai.utils import CommonKeys as Keys
 
 from mama_monai.engines.anomaly_map import AnomalyMap
+from mama_monai.engines.batches import batch_images, in_layout
 
 __all__ = ["AnomalyEvaluator"]
 
@@ -37,15 +38,11 @@ class AnomalyEvaluator(SupervisedEvaluator):
         self.memory_format = memory_format
 
     def _iteration(self, engine: "AnomalyEvaluator", batchdata: Dict[str, Any]) -> Dict[str, Any]:
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        inputs = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
-        inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs
+        inputs = batch_images(engine, batchdata)
         use_amp = engine.amp and inputs.device.type == "cuda"
         with engine.mode(engine.network), torch.no_grad():
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                net_inputs = inputs if engine.memory_format is None else inputs.contiguous(memory_format=engine.memory_format)
-                reconstruction = engine.network(net_inputs)
+                reconstruction = engine.network(in_layout(inputs, engine.memory_format))
             maps = engine.anomaly_map.map(inputs, reconstruction)
             scores = engine.anomaly_map.score(maps)
         output = {

@@ -9,6 +9,8 @@ from monai.engines import SupervisedTrainer
 from monai.engines.utils import IterationEvents
 from monai.utils import CommonKeys as Keys
 
+from mama_monai.engines.batches import batch_images, in_layout
+
 __all__ = ["AnomalyTrainer"]
 
 
@@ -34,12 +36,7 @@ class AnomalyTrainer(SupervisedTrainer):
         self.memory_format = memory_format
 
     def _iteration(self, engine: "AnomalyTrainer", batchdata: Dict[str, Any]) -> Dict[str, Any]:
-        if batchdata is None:
-            raise ValueError("Must provide batch data for current iteration.")
-        inputs = batchdata[Keys.IMAGE].to(engine.state.device, non_blocking=engine.non_blocking)
-        inputs = inputs.as_tensor() if hasattr(inputs, "as_tensor") else inputs
-        if engine.memory_format is not None:
-            inputs = inputs.contiguous(memory_format=engine.memory_format)
+        inputs = in_layout(batch_images(engine, batchdata), engine.memory_format)
         engine.state.output = {Keys.IMAGE: inputs}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
