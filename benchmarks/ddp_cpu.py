@@ -51,6 +51,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # measure this checkout's code, installed or not
 
+# benchmarks/machine.py: the script's folder is on sys.path
+from machine import cpu_model
+
 WORKER = "--_ddp-bench-worker"
 VARIANTS = ("ddp", "timed", "bf16", "nocomm")
 VARIANT_NAMES = {
@@ -227,16 +230,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _median_range(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -311,7 +304,7 @@ def measure(args: argparse.Namespace) -> dict:
 
     result = {
         "machine": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "python": platform.python_version(),
             "torch": torch.__version__,

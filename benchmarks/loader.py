@@ -57,6 +57,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout's code, installed or not
 
+# benchmarks/machine.py: the script's folder is on sys.path
+from machine import cpu_model
 from monai.data import Dataset, MetaTensor, ThreadDataLoader
 
 from mama_monai.data.loading import load_image
@@ -175,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     preset = get_preset("ct_lung", spatial_size=(args.size, args.size), spatial_dims=3)
     size = (args.size, args.size)
     out = lambda *line: print(*line, flush=True)  # tables appear as they are measured: a timeout keeps them
-    with open("/proc/cpuinfo") as f:
-        cpu_name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    cpu_name = cpu_model()
     cores = len(os.sched_getaffinity(0))
     out(
         f"Data loading: {args.slices} slices of {args.matrix}x{args.matrix} int16, ct_lung preset to "

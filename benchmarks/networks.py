@@ -35,7 +35,6 @@ import ctypes
 import gc
 import json
 import os
-import platform
 import re
 import resource
 import statistics
@@ -52,6 +51,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # measure this checkout's code, installed or not
+
+# benchmarks/machine.py: the script's folder is on sys.path
+from machine import cpu_model
 
 from mama_monai.losses import ReconstructionLoss
 from mama_monai.networks import GlobalCrossAttention
@@ -233,8 +235,7 @@ def print_table(rows: list, columns: list) -> None:
 
 
 def cpu_name() -> str:
-    match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()) if Path("/proc/cpuinfo").exists() else None
-    return f"{match.group(1).strip() if match else platform.machine()}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def main() -> None:
