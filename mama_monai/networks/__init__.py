@@ -7,7 +7,7 @@ from data, engines or I/O.
 """
 
 from mama_monai.networks.blocks import (
-    CosineMemory,
+    MemAEMemory,
     GlobalCrossAttention,
     HashMemory,
     MultiScaleAttentionBlock,
@@ -18,7 +18,7 @@ from mama_monai.networks.outputs import MemoryReadout, ModelOutput
 
 __all__ = [
     "ConvAutoEncoder",
-    "CosineMemory",
+    "MemAEMemory",
     "GlobalCrossAttention",
     "HashMemory",
     "MAMANet",

@@ -1,6 +1,6 @@
 """Building blocks of MAMA Net: attention, resampling convolutions and memories."""
 
-from mama_monai.networks.blocks.cosine_memory import CosineMemory
+from mama_monai.networks.blocks.memae_memory import MemAEMemory
 from mama_monai.networks.blocks.cross_attention import GlobalCrossAttention, default_attn_channels
 from mama_monai.networks.blocks.hash_memory import HashMemory
 from mama_monai.networks.blocks.multiscale_attention import MultiScaleAttentionBlock
@@ -8,7 +8,7 @@ from mama_monai.networks.blocks.patch_attention import PixelPatchAttention
 from mama_monai.networks.blocks.resampling import StridedConv, TransposedConv
 
 __all__ = [
-    "CosineMemory",
+    "MemAEMemory",
     "GlobalCrossAttention",
     "HashMemory",
     "MultiScaleAttentionBlock",

@@ -6,7 +6,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
-from mama_monai.networks.blocks.cosine_memory import CosineMemory
+from mama_monai.networks.blocks.memae_memory import MemAEMemory
 from mama_monai.networks.blocks.latent_queries import latent_to_queries, queries_to_latent
 from mama_monai.networks.nets.autoencoder import ConvAutoEncoder
 from mama_monai.networks.outputs import MemoryReadout
@@ -17,15 +17,16 @@ __all__ = ["MemAE"]
 class MemAE(ConvAutoEncoder):
     """:class:`ConvAutoEncoder` whose decoder sees only the memory's answer.
 
-    Every latent position queries a :class:`~mama_monai.networks.blocks.cosine_memory.CosineMemory`
-    (cosine soft addressing, hard shrinkage) of ``num_slots`` items of ``channels[-1]`` values, as
-    in MemAE's code. Train with reconstruction MSE plus 0.0002 x the readout's entropy loss.
+    Every latent position queries a :class:`~mama_monai.networks.blocks.memae_memory.MemAEMemory`
+    (soft addressing by dot product, hard shrinkage) of ``num_slots`` items of ``channels[-1]``
+    values, as in MemAE's reference code. Train with reconstruction MSE plus 0.0002 x the readout's entropy loss.
 
     Args:
         spatial_dims, in_channels, out_channels, channels, norm, act, check_finite: as
             :class:`ConvAutoEncoder`.
         num_slots: memory slots N. Defaults to 2000 (MemAE's setting).
         shrink_threshold: hard-shrinkage lambda; defaults to ``2.5 / num_slots``.
+        similarity: ``"dot"`` (default, MemAE's code) or ``"cosine"`` (MemAE's paper text).
 
     Example::
 
@@ -42,12 +43,13 @@ class MemAE(ConvAutoEncoder):
         channels: Sequence[int] = (32, 64, 128),
         num_slots: int = 2000,
         shrink_threshold: Optional[float] = None,
+        similarity: str = "dot",
         norm: Union[Tuple, str] = "batch",
         act: Union[Tuple, str] = ("leakyrelu", {"negative_slope": 0.2}),
         check_finite: bool = True,
     ) -> None:
         super().__init__(spatial_dims, in_channels, out_channels, channels, norm, act, check_finite)
-        self.memory = CosineMemory(num_slots, self.channels[-1], shrink_threshold)
+        self.memory = MemAEMemory(num_slots, self.channels[-1], shrink_threshold, similarity)
 
     def address(self, z: torch.Tensor) -> Optional[MemoryReadout]:
         readout = self.memory(latent_to_queries(z, True))
