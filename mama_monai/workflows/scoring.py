@@ -16,15 +16,21 @@ Output layout (``output_dir``)::
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``), and
 the report last: an interrupted run leaves complete files only, and no report.
 
-Privacy: case names come from the input file or folder name (letters, digits, ``-_.``); a DICOM
-input whose name or path contains its own PatientName, PatientID or BirthDate gets ``case_<n>``
-and those strings are replaced by ``[redacted]`` in the report. Patient data are never copied
-into names, logs or reports, except the DICOM PatientID column with ``include_identifiers=True``.
+Privacy (:mod:`mama_monai.workflows.score_inputs`): case names are ``case_001``, ``case_002``, ...
+in input order and every message about an input is redacted of its path, file names and DICOM
+patient data, on every path (scored, failed, refused, warned), unless ``include_identifiers=True``
+(names from the file names, plus the ``input`` and ``patient_id`` columns). Cells of ``scores.csv``
+that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR)
+are prefixed with ``'``.
+
+Output safety (:mod:`mama_monai.outputs`): the run holds an exclusive lock on ``output_dir``, an
+output that already holds results is refused without ``overwrite``, temporaries left by a killed
+run are removed, and no link inside ``output_dir`` is followed when writing.
 
 Example:
     >>> report = score_cases("model.pt", ["ct_folder", "chest.nii.gz"], "scores")  # doctest: +SKIP
     >>> [(c["case"], c["score"], c["label_name"]) for c in report["cases"]]  # doctest: +SKIP
-    [('ct_folder', 0.0123, 'normal'), ('chest', 0.0481, 'anomalous')]
+    [('case_001', 0.0123, 'normal'), ('case_002', 0.0481, 'anomalous')]
 """
 
 from __future__ import annotations
@@ -37,110 +43,47 @@ import io
 import json
 import logging
 import os
-import re
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
-import pydicom
 import torch
 from monai.transforms import Resize
 from tqdm.auto import tqdm
 
 import mama_monai
 from mama_monai.atomic import atomic_write
-from mama_monai.data.dicom_series import find_dicom_series, is_dicom_file, select_series
 from mama_monai.data.presets import get_preset
 from mama_monai.data.slicing import slice_volume, stack_slices
 from mama_monai.engines.anomaly_map import AnomalyMap
 from mama_monai.engines.checkpoint import load_model
 from mama_monai.evaluation.images import overlay_png
 from mama_monai.evaluation.metrics import normality_scores
+from mama_monai.outputs import OutputExistsError, existing_results, lock_output, refuse_to_replace
+from mama_monai.workflows.score_inputs import ScoreInput, inspect_inputs
 
-__all__ = ["REPORT_COLUMNS", "ModalityMismatchError", "OutputExistsError", "score_cases"]
+__all__ = ["IDENTIFIER_COLUMNS", "REPORT_COLUMNS", "ModalityMismatchError", "OutputExistsError", "score_cases"]
 
 logger = logging.getLogger(__name__)
 
-#: Columns of ``scores.csv`` (``patient_id`` is appended with ``include_identifiers=True``).
+#: Columns of ``scores.csv``; ``input_index`` is the input's 1-based position on the command line.
 REPORT_COLUMNS = (
-    "case", "input", "status", "score", "normality", "label", "label_name", "threshold",
+    "case", "input_index", "status", "score", "normality", "label", "label_name", "threshold",
     "threshold_method", "max_slice", "num_slices", "model", "model_sha256", "warnings", "error",
 )  # fmt: skip
-_REPORT_FILES = ("scores.csv", "scores.json")
-_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".dicom", ".png", ".jpg", ".jpeg")
-_IDENTIFIER_TAGS = ("Modality", "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs")
-_REDACTED = "[redacted]"
+#: Columns appended with ``include_identifiers=True``: the input path as given and the DICOM PatientID.
+IDENTIFIER_COLUMNS = ("input", "patient_id")
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: library deprecation notices raised while loading are dropped, not reported per case
+_QUIET = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 class ModalityMismatchError(ValueError):
     """An input's DICOM Modality differs from the modality the model was trained on."""
-
-
-class OutputExistsError(FileExistsError):
-    """The output folder exists and is not empty, and overwriting was not asked for."""
-
-
-@dataclass
-class _Input:
-    """One input as given, with what its DICOM header says (nothing for NIfTI / PNG)."""
-
-    path: str
-    modality: str = ""
-    patient_id: str = ""
-    identifiers: list[str] = field(default_factory=list)
-
-    def redact(self, text: str) -> str:
-        for ident in self.identifiers:
-            text = re.sub(re.escape(ident), _REDACTED, text, flags=re.IGNORECASE)
-        return text
-
-
-def _header(path: Path, series_uid: str | None) -> pydicom.Dataset | None:
-    """The DICOM header of a file or of the first file of the chosen series; ``None`` otherwise."""
-    try:
-        if path.is_dir():
-            first = select_series(find_dicom_series(path), path, series_uid).files[0]
-        elif path.is_file() and is_dicom_file(path):
-            first = path
-        else:
-            return None
-        return pydicom.dcmread(first, stop_before_pixels=True, force=True, specific_tags=list(_IDENTIFIER_TAGS))
-    except Exception:  # unreadable: the loader reports it when the case is scored
-        return None
-
-
-def _inspect(path: str, series_uid: str | None) -> _Input:
-    ds = _header(Path(path), series_uid)
-    if ds is None:
-        return _Input(path)
-    values = [str(ds.get(tag, "") or "") for tag in _IDENTIFIER_TAGS[1:]]
-    parts = set(values) | set(re.split(r"[\^\s=,\\]+", values[0]))
-    identifiers = sorted((p.strip() for p in parts if len(p.strip()) >= 3), key=len, reverse=True)
-    return _Input(path, str(ds.get("Modality", "") or "").upper(), str(ds.get("PatientID", "") or ""), identifiers)
-
-
-def _case_names(inputs: Sequence[_Input]) -> list[str]:
-    """Names from the file / folder names, sanitised, unique (case-insensitively), free of identifiers."""
-    taken = {name.lower() for name in _REPORT_FILES}
-    names = []
-    for index, item in enumerate(inputs, start=1):
-        base = Path(item.path.rstrip("/\\")).name
-        for suffix in _SUFFIXES:
-            if base.lower().endswith(suffix) and len(base) > len(suffix):
-                base = base[: -len(suffix)]
-                break
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", base).strip("._-")
-        if not base or item.redact(base) != base:
-            base = f"case_{index:03d}"
-        name, n = base, 2
-        while name.lower() in taken:
-            name, n = f"{base}_{n}", n + 1
-        taken.add(name.lower())
-        names.append(name)
-    return names
 
 
 def _write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
@@ -159,25 +102,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputExistsError(f"output {str(output_dir)!r} exists and is not a folder; choose another --output.")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"output folder {str(output_dir)!r} exists and is not empty; choose a new folder or pass "
-            "--overwrite (overwrite=True) to replace the files of the same names in it."
-        )
-
-
-def _check_modalities(inputs: Sequence[_Input], expected: str, force: bool) -> None:
+def _check_modalities(inputs: Sequence[ScoreInput], expected: str, force: bool) -> None:
     bad = [
-        f"{item.redact(item.path)!r} is {item.modality}"
+        f"{item.name} (input {item.index}) is {item.modality}"
         for item in inputs
         if expected and item.modality and item.modality != expected
     ]
     if bad and not force:
         raise ModalityMismatchError(
-            f"the model was trained on {expected} images but input {'; '.join(bad)}: refused, a model scores only "
+            f"the model was trained on {expected} images but {'; '.join(bad)}: refused, a model scores only "
             "its own modality. Pass --force (force=True) to score anyway."
         )
 
@@ -259,23 +192,26 @@ def score_cases(
     Args:
         model_path: a model file written by :func:`~mama_monai.engines.checkpoint.save_model`.
         inputs: DICOM series folders, DICOM files, NIfTI files, PNG/JPEG images.
-        output_dir: new or empty folder for the outputs (layout in the module docstring).
+        output_dir: new or empty folder for the outputs (layout in the module docstring), locked
+            while the run writes (:func:`~mama_monai.outputs.lock_output`).
         device: ``"cpu"`` (default) or ``"cuda"``.
         series_uid: SeriesInstanceUID to read from folders holding several series (default ``None``).
         force: score inputs whose DICOM Modality differs from the model's (default ``False``: refused).
-        overwrite: write into an existing non-empty ``output_dir``, replacing files of the same
-            names (default ``False``: refused). Other files there are left alone.
-        include_identifiers: add the DICOM PatientID column (default ``False``: no patient data).
+        overwrite: write into an ``output_dir`` that already holds results, replacing files of the
+            same names (default ``False``: refused). Other files there are left alone.
+        include_identifiers: case names from the file names, unredacted messages, and the ``input``
+            and ``patient_id`` columns (default ``False``: nothing derived from a path or a header).
         batch_size: slices per forward pass (default 16).
         progress: show a progress bar over the cases (default ``False``).
 
     Returns:
         The report written to ``scores.json``: ``cases`` (one dict per scored input, keys of
         :data:`REPORT_COLUMNS` plus ``slice_scores``, ``anomaly_map``, ``overlay``), ``failures``
-        (``input``, ``case``, ``error``), ``model``, ``warnings`` and the paths of the reports.
+        (``input_index``, ``case``, ``error``), ``model``, ``warnings`` and the paths of the reports.
 
     Raises:
-        OutputExistsError: ``output_dir`` exists and is not empty, without ``overwrite``.
+        OutputExistsError: ``output_dir`` already holds results, without ``overwrite``.
+        OutputLockedError: another run is writing into ``output_dir``.
         CheckpointError: a missing, corrupted or foreign model file.
         ModalityMismatchError: a DICOM input of another modality than the model's, without ``force``.
         ValueError: no inputs or a bad ``batch_size``.
@@ -285,113 +221,139 @@ def score_cases(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     output_dir, model_path = Path(output_dir), Path(model_path)
-    _check_output_dir(output_dir, overwrite)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device must be 'cpu' here: {str(device)!r} was asked for but CUDA is not available.")
-    network, payload = load_model(model_path, device)
-    pre = payload["config"]["preprocessing"]
-    model_modality = str(pre.get("modality") or "").upper()
-    threshold = float(payload["threshold"]["value"])
-    method = str(payload["threshold"].get("method", "unknown"))
-    model = {"file": model_path.name, "sha256": _sha256(model_path)[:12]}
-    items = [_inspect(str(p), series_uid) for p in inputs]
-    _check_modalities(items, model_modality, force)
-    names = _case_names(items)
-    scorer = _Scorer(network, payload, device, batch_size)
-    reduction = payload["config"]["scoring"].get("reduction", "max")
-    output_dir.mkdir(parents=True, exist_ok=True)
-
-    run_warnings = [] if model_modality else ["the model records no modality: input modalities were not checked."]
-    cases, failures = [], []
-    for item, name in tqdm(list(zip(items, names)), desc="scoring", unit="case", disable=not progress):
-        shown = item.redact(item.path)
-        try:
-            result = scorer(item.path, series_uid)
-            notes = []
-            modality = item.modality or result["modality"]
-            if not modality:
-                notes.append(
-                    f"no modality information in the input; scored as {model_modality or 'the model modality'}, unchecked."
-                )
-            elif model_modality and modality != model_modality:
-                if not force:
-                    raise ModalityMismatchError(
-                        f"the input is {modality}, the model {model_modality}; pass --force to score it."
-                    )
-                notes.append(
-                    f"input modality {modality} differs from the model's {model_modality}; scored with --force."
-                )
-            case_dir = output_dir / name
-            case_dir.mkdir(exist_ok=True)
-            _write_nifti(case_dir / "anomaly_map.nii.gz", result["map"], result["affine"])
-            score = float(result["slice_scores"].max())
-            label = int(score >= threshold)
-            label_name = "anomalous" if label else "normal"
-            picture, map2d = result["overlay"]
-            by_max = reduction == "max" and threshold > 0
-            overlay_png(
-                picture.T,  # (W, H) index order -> rows = image rows, as DICOM viewers show a slice
-                map2d.T,
-                case_dir / "overlay.png",
-                threshold=threshold if by_max else None,
-                vmax=2 * threshold if by_max else None,
-                title=f"{name}: score {score:.4g} ({label_name}), slice {result['max_slice']}",
-            )
-        except Exception as err:  # one bad input never stops the others
-            message = item.redact(" ".join(str(err).split()) or type(err).__name__)
-            failures.append({"input": shown, "case": name, "error": f"{type(err).__name__}: {message}"})
-            logger.warning("skipped %s: %s", shown, message)
-            continue
-        case = {
-            "case": name, "input": shown, "status": "ok", "score": score, "normality": None, "label": label,
-            "label_name": label_name, "threshold": threshold, "threshold_method": method,
-            "max_slice": result["max_slice"], "num_slices": int(result["slice_scores"].size),
-            "model": model["file"], "model_sha256": model["sha256"], "warnings": notes, "error": "",
-            "slice_scores": [float(s) for s in result["slice_scores"]],
-            "anomaly_map": f"{name}/anomaly_map.nii.gz", "overlay": f"{name}/overlay.png",
-        }  # fmt: skip
-        if include_identifiers:
-            case["patient_id"] = item.patient_id
-        cases.append(case)
-
-    if cases:
-        for case, value in zip(cases, normality_scores([c["score"] for c in cases])):
-            case["normality"] = float(value)
-    report = {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "mama_monai_version": mama_monai.__version__,
-        "model": {
-            **model,
-            "threshold": payload["threshold"],
-            **{key: pre.get(key) for key in ("preset", "spatial_size", "modality")},
-            "scoring": payload["config"]["scoring"],
-        },
-        "definitions": {
-            "score": f"maximum over the case's slices of the slice score ({reduction} of the smoothed squared error map)",
-            "label": "1 (anomalous) when score >= threshold, else 0 (normal)",
-            "normality": "paper Eq. 14 over the scored cases of this run (1 = most normal); for reports only",
-            "max_slice": "0-based index of the highest-scoring slice along the last axis of the input as loaded",
-        },
-        "cases": cases,
-        "failures": failures,
-        "warnings": run_warnings,
-        "reports": {"csv": str(output_dir / "scores.csv"), "json": str(output_dir / "scores.json")},
-    }
-    _write_reports(output_dir, report, include_identifiers)
+    with lock_output(output_dir):
+        refuse_to_replace(output_dir, existing_results(output_dir), overwrite)
+        run = _Run(model_path, device, batch_size, force)
+        items = inspect_inputs(inputs, series_uid, include_identifiers)
+        _check_modalities(items, run.modality, force)
+        cases, failures = [], []
+        for item in tqdm(items, desc="scoring", unit="case", disable=not progress):
+            try:
+                case = run.score(item, output_dir, series_uid)
+            except Exception as err:  # one bad input never stops the others
+                message = item.redact(" ".join(str(err).split()) or type(err).__name__)
+                failures.append({**_identity(item, include_identifiers), "error": f"{type(err).__name__}: {message}"})
+                logger.warning("skipped %s (input %d): %s", item.name, item.index, message)
+                continue
+            cases.append({**case, **_identity(item, include_identifiers)})
+        report = run.report(cases, failures, output_dir)
+        _write_reports(output_dir, report, include_identifiers)
     return report
 
 
+def _identity(item: ScoreInput, include_identifiers: bool) -> dict[str, Any]:
+    """The keys naming an input in the report: case and position; path and PatientID only on request."""
+    out: dict[str, Any] = {"case": item.name, "input_index": item.index}
+    if include_identifiers:
+        out.update(input=item.path, patient_id=item.patient_id)
+    return out
+
+
+class _Run:
+    """The model side of a scoring run: the network, its threshold and settings, and one case at a time."""
+
+    def __init__(self, model_path: Path, device: torch.device, batch_size: int, force: bool) -> None:
+        network, self.payload = load_model(model_path, device)
+        self.pre = self.payload["config"]["preprocessing"]
+        self.modality = str(self.pre.get("modality") or "").upper()
+        self.threshold = float(self.payload["threshold"]["value"])
+        self.method = str(self.payload["threshold"].get("method", "unknown"))
+        self.model = {"file": model_path.name, "sha256": _sha256(model_path)[:12]}
+        self.reduction = self.payload["config"]["scoring"].get("reduction", "max")
+        self.scorer = _Scorer(network, self.payload, device, batch_size)
+        self.force = force
+
+    def _notes(self, item: ScoreInput, result: dict[str, Any], caught: list) -> list[str]:
+        notes = [item.redact(" ".join(str(w.message).split())) for w in caught if not issubclass(w.category, _QUIET)]
+        for note in notes:  # what Python would have printed, redacted
+            logger.warning("%s (input %d): %s", item.name, item.index, note)
+        modality = item.modality or result["modality"]
+        if not modality:
+            notes.append(f"no modality information in the input; scored as {self.modality or 'the model modality'}, unchecked.")
+        elif self.modality and modality != self.modality:
+            if not self.force:
+                raise ModalityMismatchError(f"the input is {modality}, the model {self.modality}; pass --force to score it.")
+            notes.append(f"input modality {modality} differs from the model's {self.modality}; scored with --force.")
+        return notes
+
+    def score(self, item: ScoreInput, output_dir: Path, series_uid: str | None) -> dict[str, Any]:
+        """Score one input and write its map and overlay; the report row without the identity keys."""
+        with warnings.catch_warnings(record=True) as caught:  # re-issued redacted, in the report
+            warnings.simplefilter("always")
+            result = self.scorer(item.path, series_uid)
+        notes = self._notes(item, result, caught)
+        name, threshold = item.name, self.threshold
+        case_dir = output_dir / name
+        _write_nifti(case_dir / "anomaly_map.nii.gz", result["map"], result["affine"])
+        score = float(result["slice_scores"].max())
+        label = int(score >= threshold)
+        label_name = "anomalous" if label else "normal"
+        picture, map2d = result["overlay"]
+        by_max = self.reduction == "max" and threshold > 0
+        overlay_png(
+            picture.T,  # (W, H) index order -> rows = image rows, as DICOM viewers show a slice
+            map2d.T,
+            case_dir / "overlay.png",
+            threshold=threshold if by_max else None,
+            vmax=2 * threshold if by_max else None,
+            title=f"{name}: score {score:.4g} ({label_name}), slice {result['max_slice']}",
+        )
+        return {
+            "case": name, "status": "ok", "score": score, "normality": None, "label": label,
+            "label_name": label_name, "threshold": threshold, "threshold_method": self.method,
+            "max_slice": result["max_slice"], "num_slices": int(result["slice_scores"].size),
+            "model": self.model["file"], "model_sha256": self.model["sha256"], "warnings": notes, "error": "",
+            "slice_scores": [float(s) for s in result["slice_scores"]],
+            "anomaly_map": f"{name}/anomaly_map.nii.gz", "overlay": f"{name}/overlay.png",
+        }  # fmt: skip
+
+    def report(self, cases: list[dict], failures: list[dict], output_dir: Path) -> dict[str, Any]:
+        """The run report (``scores.json``): model, definitions, cases with normality, failures."""
+        if cases:
+            for case, value in zip(cases, normality_scores([c["score"] for c in cases])):
+                case["normality"] = float(value)
+        scoring = self.payload["config"]["scoring"]
+        return {
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "mama_monai_version": mama_monai.__version__,
+            "model": {
+                **self.model,
+                "threshold": self.payload["threshold"],
+                **{key: self.pre.get(key) for key in ("preset", "spatial_size", "modality")},
+                "scoring": scoring,
+            },
+            "definitions": {
+                "score": f"maximum over the case's slices of the slice score ({self.reduction} of the smoothed squared error map)",
+                "label": "1 (anomalous) when score >= threshold, else 0 (normal)",
+                "normality": "paper Eq. 14 over the scored cases of this run (1 = most normal); for reports only",
+                "max_slice": "0-based index of the highest-scoring slice along the last axis of the input as loaded",
+                "input_index": "1-based position of the input on the command line (the inputs' names are not reported)",
+            },
+            "cases": cases,
+            "failures": failures,
+            "warnings": [] if self.modality else ["the model records no modality: input modalities were not checked."],
+            "reports": {"csv": str(output_dir / "scores.csv"), "json": str(output_dir / "scores.json")},
+        }
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: strings that start like a formula get a leading ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _write_reports(output_dir: Path, report: dict[str, Any], include_identifiers: bool) -> None:
-    columns = list(REPORT_COLUMNS) + (["patient_id"] if include_identifiers else [])
+    columns = list(REPORT_COLUMNS) + (list(IDENTIFIER_COLUMNS) if include_identifiers else [])
     rows = [{**c, "warnings": " | ".join(c["warnings"])} for c in report["cases"]]
-    rows += [
-        {"case": f["case"], "input": f["input"], "status": "failed", "error": f["error"]} for f in report["failures"]
-    ]
+    rows += [{**f, "status": "failed"} for f in report["failures"]]
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", restval="", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: _cell(value) for key, value in row.items()} for row in rows)
     atomic_write(output_dir / "scores.csv", lambda f: f.write(text.getvalue().encode("utf-8")))
     body = json.dumps(report, indent=2, allow_nan=False) + "\n"
     atomic_write(output_dir / "scores.json", lambda f: f.write(body.encode("utf-8")))

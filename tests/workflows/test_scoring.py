@@ -100,7 +100,7 @@ def _all_bytes(folder: Path) -> bytes:
     return b"\n".join(parts)
 
 
-@pytest.mark.parametrize("key, case", [("series", "chest_series"), ("nifti", "lidc_crop"), ("png", "xray")])
+@pytest.mark.parametrize("key, case", [("series", "case_001"), ("nifti", "case_003"), ("png", "case_004")])
 def test_anomaly_map_has_the_input_geometry(run, inputs, key, case):
     out, _ = run
     loaded = load_image(inputs[key])
@@ -116,7 +116,8 @@ def test_report_csv_and_json_hold_typed_consistent_values(run, inputs):
     out, report = run
     on_disk = json.loads((out / "scores.json").read_text())
     assert on_disk["cases"] == report["cases"]
-    assert [c["case"] for c in report["cases"]] == ["chest_series", "lidc_crop", "xray"]
+    assert [c["case"] for c in report["cases"]] == ["case_001", "case_003", "case_004"]
+    assert [c["input_index"] for c in report["cases"]] == [1, 3, 4]
     scores = [c["score"] for c in report["cases"]]
     for case in report["cases"]:
         assert isinstance(case["score"], float) and isinstance(case["normality"], float)
@@ -127,7 +128,7 @@ def test_report_csv_and_json_hold_typed_consistent_values(run, inputs):
         assert (
             case["threshold_method"] == "quantile" and case["model"] == "model.pt" and len(case["model_sha256"]) == 12
         )
-        assert "patient_id" not in case
+        assert "patient_id" not in case and "input" not in case
     assert [c["num_slices"] for c in report["cases"]] == [4, 3, 1]
     normality = [c["normality"] for c in report["cases"]]
     assert min(normality) == 0.0 and max(normality) == 1.0 and normality[int(np.argmax(scores))] == 0.0  # Eq. 14
@@ -135,13 +136,13 @@ def test_report_csv_and_json_hold_typed_consistent_values(run, inputs):
     rows = _rows(out)
     assert list(rows[0]) == list(REPORT_COLUMNS)
     ok = [r for r in rows if r["status"] == "ok"]
-    assert [r["case"] for r in ok] == ["chest_series", "lidc_crop", "xray"]
+    assert [r["case"] for r in ok] == ["case_001", "case_003", "case_004"]
     for row, case in zip(ok, report["cases"], strict=True):
         assert float(row["score"]) == case["score"] and int(row["label"]) == case["label"]
         assert float(row["normality"]) == case["normality"] and int(row["max_slice"]) == case["max_slice"]
     warnings = {r["case"]: r["warnings"] for r in ok}
     assert (
-        warnings["chest_series"] == "" and "no modality" in warnings["lidc_crop"] and "no modality" in warnings["xray"]
+        warnings["case_001"] == "" and "no modality" in warnings["case_003"] and "no modality" in warnings["case_004"]
     )
 
 
@@ -149,11 +150,12 @@ def test_unreadable_input_is_reported_and_skipped(run, inputs):
     out, report = run
     assert len(report["failures"]) == 1
     failure = report["failures"][0]
-    assert failure["input"] == str(inputs["broken"]) and failure["error"].startswith("ImageLoadError:")
-    assert "\n" not in failure["error"]
+    assert failure == {"case": "case_002", "input_index": 2, "error": failure["error"]}
+    assert failure["error"].startswith("ImageLoadError: case_002: cannot read NIfTI file") and "\n" not in failure["error"]
+    assert "broken" not in failure["error"] and str(inputs["root"]) not in failure["error"]
     failed = [r for r in _rows(out) if r["status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["input"] == str(inputs["broken"]) and failed[0]["score"] == ""
-    assert not (out / "broken").exists()
+    assert len(failed) == 1 and failed[0]["input_index"] == "2" and failed[0]["score"] == ""
+    assert not (out / "case_002").exists()
 
 
 def test_no_patient_identifiers_and_no_temporary_files_are_left(run):
@@ -162,27 +164,27 @@ def test_no_patient_identifiers_and_no_temporary_files_are_left(run):
     for ident in (PATIENT_NAME, PATIENT_ID, "Synthetic", "patient_id"):
         assert ident.lower().encode() not in everything
     assert [p.name for p in out.rglob("*") if p.name.startswith(".") or "partial" in p.name] == []
-    assert sorted(p.name for p in out.iterdir()) == ["chest_series", "lidc_crop", "scores.csv", "scores.json", "xray"]
+    assert sorted(p.name for p in out.iterdir()) == ["case_001", "case_003", "case_004", "scores.csv", "scores.json"]
 
 
 def test_existing_output_folder_is_refused_without_overwrite(run, inputs):
     out, _ = run
     before = (out / "scores.json").read_bytes()
-    with pytest.raises(OutputExistsError, match="not empty.*--overwrite"):
+    with pytest.raises(OutputExistsError, match=r"already holds results \(case_001, .*pass --overwrite"):
         score_cases(inputs["model"], [inputs["nifti"]], out)
     assert (out / "scores.json").read_bytes() == before
     report = score_cases(inputs["model"], [inputs["nifti"]], out, overwrite=True)
-    assert [c["case"] for c in report["cases"]] == ["lidc_crop"]
+    assert [c["case"] for c in report["cases"]] == ["case_001"]
     assert json.loads((out / "scores.json").read_text())["cases"] == report["cases"]
 
 
 def test_mr_input_to_a_ct_model_is_refused_without_force(inputs, tmp_path):
-    with pytest.raises(ModalityMismatchError, match=r"CT.*brain_mr.*MR.*--force"):
+    with pytest.raises(ModalityMismatchError, match=r"CT.*case_002 \(input 2\) is MR.*--force"):
         score_cases(inputs["model"], [inputs["series"], inputs["mr"]], tmp_path / "refused")
     assert not (tmp_path / "refused").exists()  # refused before anything was written
     report = score_cases(inputs["model"], [inputs["mr"]], tmp_path / "forced", force=True)
     assert report["failures"] == [] and "MR" in report["cases"][0]["warnings"][0]
-    assert nib.load(tmp_path / "forced" / "brain_mr" / "anomaly_map.nii.gz").shape == (24, 20, 3)
+    assert nib.load(tmp_path / "forced" / "case_001" / "anomaly_map.nii.gz").shape == (24, 20, 3)
 
 
 
@@ -197,26 +199,27 @@ def test_corrupted_model_file_is_refused(inputs, tmp_path, content):
     assert not (tmp_path / "out").exists()
 
 
-def test_identifiers_only_on_request_and_never_in_case_names(inputs, tmp_path):
+def test_identifiers_only_on_request(inputs, tmp_path):
     named = tmp_path / f"{PATIENT_ID}_ct"  # a folder named after the patient, as PACS exports often are
     write_series(named, _volume(2), seed=6)
     report = score_cases(inputs["model"], [named, inputs["nifti"]], tmp_path / "out", include_identifiers=True)
     first, second = report["cases"]
-    assert first["case"] == "case_001" and PATIENT_ID not in first["input"] and "[redacted]" in first["input"]
-    assert first["patient_id"] == PATIENT_ID and second["patient_id"] == ""
+    assert first["case"] == f"{PATIENT_ID}_ct" and first["input"] == str(named)  # asked for: the mapping
+    assert first["patient_id"] == PATIENT_ID and second["patient_id"] == "" and second["input"] == str(inputs["nifti"])
     rows = _rows(tmp_path / "out")
-    assert list(rows[0])[-1] == "patient_id" and rows[0]["patient_id"] == PATIENT_ID
-    assert PATIENT_NAME.lower().encode() not in _all_bytes(tmp_path / "out").lower()
+    assert list(rows[0])[-2:] == ["input", "patient_id"] and rows[0]["patient_id"] == PATIENT_ID
 
 
-def test_case_names_are_sanitised_and_unique(inputs, tmp_path):
+def test_case_names_from_file_names_are_sanitised_and_unique(inputs, tmp_path):
     other = tmp_path / "a b" / "lidc crop.nii.gz"
     other.parent.mkdir()
     other.write_bytes(inputs["nifti"].read_bytes())
     same = tmp_path / "lidc_crop.nii.gz"
     same.write_bytes(inputs["nifti"].read_bytes())
-    report = score_cases(inputs["model"], [inputs["nifti"], same, other], tmp_path / "out")
+    report = score_cases(inputs["model"], [inputs["nifti"], same, other], tmp_path / "out", include_identifiers=True)
     assert [c["case"] for c in report["cases"]] == ["lidc_crop", "lidc_crop_2", "lidc_crop_3"]
+    default = score_cases(inputs["model"], [inputs["nifti"], same, other], tmp_path / "default")
+    assert [c["case"] for c in default["cases"]] == ["case_001", "case_002", "case_003"]
 
 
 def test_cli_score_writes_the_report_and_says_where(inputs, tmp_path, capsys):
