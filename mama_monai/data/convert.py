@@ -13,7 +13,8 @@ options, e.g. RGB → gray for ``cxr``). Output geometry:
   the original anatomy when overlaid. ``grid="original"`` resizes back to the loaded grid and
   affine (what the model saw, voxel-for-voxel comparable with the original).
 
-Writing is atomic: a temporary file in the output's folder, then ``os.replace``.
+Writing is atomic (:func:`~mama_monai.atomic.atomic_write`): a temporary file in the output's
+folder, then ``os.replace``; a full disk is reported naming the output.
 
 Example:
     >>> convert("ct_folder", "ct.nii.gz")  # doctest: +SKIP
@@ -22,13 +23,16 @@ Example:
 
 from __future__ import annotations
 
-import os
+import gzip
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
+import numpy as np
 from monai.data import MetaTensor, NibabelWriter
+from monai.data.utils import to_affine_nd
 
+from mama_monai.atomic import atomic_write
 from mama_monai.data.loading import load_image
 from mama_monai.data.presets import get_preset
 from mama_monai.data.slicing import slice_volume, stack_slices
@@ -86,14 +90,21 @@ def convert(
 
 
 def _write_nifti_atomic(image: MetaTensor, output: Path) -> None:
-    suffix = ".nii.gz" if output.name.lower().endswith(".nii.gz") else ".nii"
-    temporary = output.with_name(f".{output.name[: -len(suffix)]}.partial-{os.getpid()}{suffix}")
+    """What ``NibabelWriter.write`` saves (data type, squeezed axes, affine as sform and qform code 1),
+    streamed into :func:`~mama_monai.atomic.atomic_write` (gzip level 1, nibabel's, for ``.nii.gz``)."""
     writer = NibabelWriter(output_dtype=image.dtype)
     writer.set_data_array(image, channel_dim=0, squeeze_end_dims=True)
     writer.set_metadata({"affine": image.affine, "original_affine": image.affine}, resample=False)
-    try:
-        writer.write(str(temporary), verbose=False)
-        os.replace(temporary, output)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    nifti = writer.create_backend_obj(writer.data_obj, affine=writer.affine, dtype=writer.output_dtype)
+    affine = to_affine_nd(r=3, affine=np.asarray(writer.affine if writer.affine is not None else np.eye(4)))
+    nifti.set_sform(affine, code=1)
+    nifti.set_qform(affine, code=1)
+
+    def write(f) -> None:
+        if not output.name.lower().endswith(".gz"):
+            nifti.to_stream(f)
+            return
+        with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0) as stream:
+            nifti.to_stream(stream)
+
+    atomic_write(output, write)

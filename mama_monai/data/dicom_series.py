@@ -37,7 +37,15 @@ from pydicom.errors import InvalidDicomError
 
 from mama_monai.data.errors import ImageLoadError
 
-__all__ = ["SeriesInfo", "find_dicom_series", "select_series", "validate_series", "is_dicom_file"]
+__all__ = [
+    "SeriesInfo",
+    "describe_non_image",
+    "find_dicom_series",
+    "is_dicom_file",
+    "select_series",
+    "slice_gap_deviation",
+    "validate_series",
+]
 
 _HEADER_TAGS = [
     "SeriesInstanceUID",
@@ -118,6 +126,38 @@ def _read_header(path: Path) -> pydicom.Dataset | None:
     return ds
 
 
+def describe_non_image(path: str | PathLike) -> str | None:
+    """What a DICOM file without an image is (``"RT Structure Set Storage, Modality RTSTRUCT"``), or
+    ``None`` when ``path`` is not DICOM at all (or is a DICOM image). For error messages: a structured
+    report, an RT structure set or a DICOMDIR is DICOM, only without pixel data.
+
+    Args:
+        path: a file that :func:`is_dicom_file` rejected.
+    """
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID", "Modality", "Rows"])
+    except Exception:
+        return None
+    has_meta = bool(getattr(ds, "file_meta", None)) and "TransferSyntaxUID" in ds.file_meta
+    if "Rows" in ds or not (has_meta or "SOPClassUID" in ds):
+        return None
+    sop = ds.get("SOPClassUID")
+    if sop is None and has_meta:
+        sop = ds.file_meta.get("MediaStorageSOPClassUID")
+    what = getattr(sop, "name", None) or (str(sop) if sop else "unknown SOP class")
+    modality = str(ds.get("Modality", "") or "")
+    return f"{what}{f', Modality {modality}' if modality else ''}"
+
+
+def slice_gap_deviation(series: SeriesInfo) -> tuple[float, float]:
+    """``(median gap, largest deviation of a gap from it)`` in mm; ``(0, 0)`` without positions."""
+    if len(series.positions) < 2:
+        return 0.0, 0.0
+    gaps = np.diff(np.asarray(series.positions))
+    spacing = float(np.median(gaps))
+    return spacing, float(np.max(np.abs(gaps - spacing)))
+
+
 def _normal(orientation: tuple[float, ...]) -> np.ndarray:
     row, col = np.asarray(orientation[:3], float), np.asarray(orientation[3:], float)
     return np.cross(row, col)
@@ -152,6 +192,13 @@ def find_dicom_series(folder: str | PathLike, recursive: bool = True) -> list[Se
             groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((path, ds))
     if not groups:
         examples = ", ".join(p.name for p in candidates[:3])
+        non_images = [d for d in map(describe_non_image, candidates[:50]) if d]
+        if non_images:
+            raise ImageLoadError(
+                root,
+                f"its DICOM files hold no image (no pixel data: e.g. {non_images[0]}); expected DICOM image files "
+                "(CT, MR, radiographs)",
+            )
         raise ImageLoadError(
             root, f"no DICOM image among its {len(candidates)} file(s) (e.g. {examples}); expected DICOM files"
         )

@@ -60,14 +60,27 @@ from monai.data.utils import affine_to_spacing, orientation_ras_lps, to_affine_n
 from monai.utils import MetaKeys, SpaceKeys, ensure_tuple
 
 from mama_monai.data.dicom_pixels import META_PREFIX, read_dicom_file
-from mama_monai.data.dicom_series import find_dicom_series, is_dicom_file, select_series, validate_series
+from mama_monai.data.dicom_series import (
+    describe_non_image,
+    find_dicom_series,
+    is_dicom_file,
+    select_series,
+    slice_gap_deviation,
+    validate_series,
+)
 from mama_monai.data.errors import ImageLoadError, first_line
 
-__all__ = ["SimpleITKReader", "NIFTI_SUFFIXES", "IMAGE_SUFFIXES"]
+__all__ = ["SimpleITKReader", "NIFTI_SUFFIXES", "IMAGE_SUFFIXES", "DEFAULT_MAX_IMAGE_BYTES"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: default ``max_image_bytes``: 8 GiB of voxel data, far above any CT or MR volume (a 512 x 512 x 2000
+#: CT is 1 GiB); a header claiming more is refused before anything is allocated
+DEFAULT_MAX_IMAGE_BYTES = 8 * 2**30
 _NAN_POLICIES = ("error", "fill")
+#: relative deviation of a slice gap from the median above which the reader warns (ITK would print
+#: "Non uniform sampling" for any deviation; larger ones than spacing_tolerance are refused)
+_GAP_WARNING = 1e-3
 
 
 @dataclass
@@ -101,7 +114,12 @@ class SimpleITKReader(ImageReader):
         to_grayscale: convert RGB(A) images to one luminance channel (ITU-R BT.601 weights
             0.299, 0.587, 0.114; alpha dropped). Default ``False``: channels kept, last.
         spacing_tolerance: accepted relative deviation of a series' slice gaps (default 0.1);
-            larger gaps (a missing slice) raise :class:`ImageLoadError`.
+            larger gaps (a missing slice) raise :class:`ImageLoadError`; a deviation above 0.1 % of
+            the gap is read on the uniform grid with one warning (ITK's own "Non uniform sampling"
+            message is silenced).
+        max_image_bytes: largest voxel data a NIfTI header may claim (shape x bytes per voxel;
+            default :data:`DEFAULT_MAX_IMAGE_BYTES`, 8 GiB); more raises :class:`ImageLoadError`
+            before anything is allocated.
 
     Raises:
         ValueError: an argument out of range.
@@ -114,12 +132,16 @@ class SimpleITKReader(ImageReader):
         nan_policy: str = "error",
         to_grayscale: bool = False,
         spacing_tolerance: float = 0.1,
+        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     ) -> None:
         super().__init__()
         if nan_policy not in _NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {_NAN_POLICIES}, got {nan_policy!r}.")
         if not 0 < spacing_tolerance < 1:
             raise ValueError(f"spacing_tolerance must be in (0, 1), got {spacing_tolerance!r}.")
+        if isinstance(max_image_bytes, bool) or not isinstance(max_image_bytes, int) or max_image_bytes < 1:
+            raise ValueError(f"max_image_bytes must be a positive int, got {max_image_bytes!r}.")
+        self.max_image_bytes = max_image_bytes
         self.series_uid = series_uid
         self.apply_voi_lut = apply_voi_lut
         self.nan_policy = nan_policy
@@ -157,7 +179,7 @@ class SimpleITKReader(ImageReader):
         if path.is_dir():
             loaded = _from_sitk(self._read_series(path, series_uid))
         elif _suffix(path) in NIFTI_SUFFIXES:
-            loaded = _read_nifti(path)
+            loaded = _read_nifti(path, self.max_image_bytes)
         elif _suffix(path) in IMAGE_SUFFIXES:
             try:
                 image = sitk.ReadImage(str(path))
@@ -169,6 +191,10 @@ class SimpleITKReader(ImageReader):
             image = read_dicom_file(path, apply_voi_lut=self.apply_voi_lut)
             image.SetMetaData(META_PREFIX + "source_format", "dicom_file")
             loaded = _from_sitk(image)
+        elif (what := describe_non_image(path)) is not None:
+            raise ImageLoadError(
+                path, f"DICOM file holds no image (no pixel data: {what}); expected a DICOM image (CT, MR, radiograph)"
+            )
         else:
             raise ImageLoadError(
                 path,
@@ -190,12 +216,7 @@ class SimpleITKReader(ImageReader):
             image = read_dicom_file(series.files[0], apply_voi_lut=self.apply_voi_lut)
         else:
             validate_series(series, folder, tolerance=self.spacing_tolerance)
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(list(series.files))
-            try:
-                image = reader.Execute()
-            except RuntimeError as err:
-                raise _series_read_error(folder, series.files, err) from err
+            image = _execute_series_reader(folder, series)
         for key, value in (
             ("source_format", "dicom_series"),
             ("modality", series.modality),
@@ -277,10 +298,66 @@ def _from_sitk(image: sitk.Image) -> _Loaded:
     )
 
 
-def _read_nifti(path: Path) -> _Loaded:
-    """nibabel, as MONAI's NibabelReader: array in voxel index order, ``img.affine`` (RAS)."""
+def _execute_series_reader(folder: Path, series) -> sitk.Image:
+    """SimpleITK's series reader without ITK's multi-line "Non uniform sampling" chatter on stderr:
+    a gap deviation within the tolerance is reported once, as a Python warning of ours."""
+    spacing, deviation = slice_gap_deviation(series)
+    if deviation > _GAP_WARNING * abs(spacing):
+        warnings.warn(
+            f"{folder}: series {series.uid} has slice gaps of {spacing:.3f} mm varying by up to {deviation:.3f} mm "
+            f"(within the spacing tolerance); read on a uniform grid of {spacing:.3f} mm",
+            stacklevel=4,
+        )
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(list(series.files))
+    shown = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        return reader.Execute()
+    except RuntimeError as err:
+        raise _series_read_error(folder, series.files, err) from err
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(shown)
+
+
+def _check_claimed_size(path: Path, header: nib.Nifti1Header, limit: int) -> None:
+    """Refuse a header that claims more voxel data than ``limit`` bytes, or than the file holds."""
+    shape = tuple(int(d) for d in header.get_data_shape())
+    itemsize = header.get_data_dtype().itemsize
+    claimed = int(np.prod(shape, dtype=object)) * itemsize if shape else 0
+    described = f"{'x'.join(map(str, shape))} voxels of {header.get_data_dtype()} ({claimed:,} bytes, {_human(claimed)})"
+    if claimed > limit:
+        raise ImageLoadError(
+            path,
+            f"the NIfTI header claims {described}, more than max_image_bytes={limit:,} ({_human(limit)}); "
+            "the header is corrupt or the image too large to load",
+        )
+    if not str(path).lower().endswith(".gz"):
+        available = path.stat().st_size - int(header.get_data_offset())
+        if claimed > available:
+            raise ImageLoadError(
+                path, f"the NIfTI header claims {described} but the file holds {max(available, 0):,} bytes of data: truncated or corrupt"
+            )
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _read_nifti(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> _Loaded:
+    """nibabel, as MONAI's NibabelReader: array in voxel index order, ``img.affine`` (RAS); the size
+    the header claims is checked before the data are read."""
     try:
         img = nib.load(str(path))
+    except Exception as err:
+        raise ImageLoadError(path, f"cannot read NIfTI file ({type(err).__name__}: {first_line(err)})") from err
+    _check_claimed_size(path, img.header, max_bytes)
+    try:
         array = np.asanyarray(img.dataobj)
     except Exception as err:
         raise ImageLoadError(path, f"cannot read NIfTI file ({type(err).__name__}: {first_line(err)})") from err

@@ -46,9 +46,22 @@ def load_config(path: str | Path | Sequence[str | Path], overrides: dict[str, An
     parser = ConfigParser()
     parser.read_config([str(p) for p in paths])
     for key, value in (overrides or {}).items():
-        _check_key(parser, key)
-        parser[key] = value
+        _set_override(parser, key, value)
     return parser
+
+
+def _set_override(parser: ConfigParser, key: str, value: Any) -> None:
+    """Set one override after checking its key (:func:`_check_key`) and its type: where the config
+    holds an int (a number of iterations, a batch size, a seed), the value must be an int; where it
+    holds a float, a number. A ``$`` expression or ``@`` reference is left to the config."""
+    _check_key(parser, key)
+    default = parser[key] if key in parser else None
+    if not (isinstance(value, str) and value.startswith(("$", "@"))):
+        if isinstance(default, int) and not isinstance(default, bool) and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"override --{key}: expected an integer (the config has {default!r}), got {value!r}.")
+        if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"override --{key}: expected a number (the config has {default!r}), got {value!r}.")
+    parser[key] = value
 
 
 def _check_key(parser: ConfigParser, key: str) -> None:
@@ -102,6 +115,5 @@ def workflow_config(network: str, config: str | Path | None = None, overrides: d
     for key, value in (parser.get("recommended_overrides") or {}).items():
         parser[key] = value
     for key, value in (overrides or {}).items():
-        _check_key(parser, key)
-        parser[key] = value
+        _set_override(parser, key, value)
     return parser
