@@ -2,7 +2,10 @@
 
 One small pair of functions per subcommand — ``_add_<name>_parser(subparsers)`` declares its
 arguments, ``_run_<name>(args)`` runs it — registered in ``_COMMANDS``. Errors in the user's input
-print one line on stderr (``mama-monai <command>: error: ...``) and exit with code 2, no traceback.
+print one line on stderr (``mama-monai <command>: error: ...``) and exit with code 2, no traceback;
+Ctrl-C prints one line and exits with 130. Every command that writes holds an exclusive lock on
+its output while it runs and refuses to replace results there unless ``--overwrite``
+(:mod:`mama_monai.outputs`).
 
 Example:
     $ mama-monai demo --output demo_run
@@ -14,12 +17,22 @@ Example:
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Callable, Sequence
 
 __all__ = ["main", "build_parser"]
+
+#: the help of every writing command's --overwrite (the same flag and wording everywhere)
+_OVERWRITE_HELP = "replace the results already in the output (refused by default, nothing is replaced)"
+
+
+def _add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
 
 def _add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,6 +58,7 @@ def _add_convert_parser(subparsers: argparse._SubParsersAction) -> None:
         default="model",
         help="with --preset: 'model' (model size, default) or 'original' (resized back to the input grid)",
     )
+    _add_overwrite(parser)
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -86,13 +100,12 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--force", action="store_true", help="score DICOM inputs whose Modality is not the model's (refused by default)"
     )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="write into an existing non-empty DIR, replacing same-named files"
-    )
+    _add_overwrite(parser)
     parser.add_argument(
         "--include-identifiers",
         action="store_true",
-        help="add the DICOM PatientID column to the report (default: no patient data in any output)",
+        help="name cases after their files and add the input path and DICOM PatientID columns (default: cases are "
+        "case_001, case_002, ... in input order, and no path, file name or patient data is in any output or message)",
     )
 
 
@@ -100,7 +113,7 @@ def _run_score(args: argparse.Namespace) -> int:
     from mama_monai.workflows.scoring import score_cases
 
     report = score_cases(
-        args.model,
+        _model_file(args.model),
         args.input,
         args.output,
         device=args.device,
@@ -139,14 +152,16 @@ def _add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", default="mama_monai_demo", help="output folder (new or empty; default ./mama_monai_demo)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
-    parser.add_argument("--overwrite", action="store_true", help="allow a non-empty output folder")
+    _add_overwrite(parser)
     _add_overrides_note(parser)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from mama_monai.workflows.demo import run_demo
 
-    report = run_demo(args.output, overrides=args.overrides, device=args.device, overwrite=args.overwrite)
+    # main() has refused an output holding results (unless --overwrite) under the output's lock; the lock
+    # file itself is in the folder, so run_demo's own emptiness check is satisfied here
+    report = run_demo(args.output, overrides=args.overrides, device=args.device, overwrite=True)
     out = Path(args.output)
     print(f"demo finished in {report['seconds_total']:.0f} s on {report['device']}")
     for name, model in report["models"].items():
@@ -174,8 +189,14 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--network", default="mamanet_compact", help="configs/network/<NAME>.yaml or a YAML path (default mamanet_compact)")
     parser.add_argument("--config", default=None, help="workflow config (default configs/train.yaml)")
     parser.add_argument("--output", required=True, help="run folder: model.pt, checkpoints/, tensorboard/")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT/checkpoints")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in OUTPUT/checkpoints (an unreadable one is set aside, named, "
+        "and the previous one used)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_overwrite(parser)
     _add_overrides_note(parser)
 
 
@@ -205,6 +226,7 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default=None, help="workflow config for the data section (default configs/train.yaml)")
     parser.add_argument("--output", required=True, help="folder for report.json and plots/")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_overwrite(parser)
     _add_overrides_note(parser)
 
 
@@ -217,7 +239,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from mama_monai.workflows.evaluation import evaluate_items
 
     ctx = init_distributed(args.device)
-    network, payload = load_model(args.model, ctx.device)
+    network, payload = load_model(_model_file(args.model), ctx.device)
     pre = payload["config"]["preprocessing"]
     overrides = {"data#preset": pre["preset"], "data#spatial_size": pre["spatial_size"], "data#modality": pre["modality"], **args.overrides}
     parser = load_config(args.config or configs_dir() / "train.yaml", overrides)
@@ -245,6 +267,7 @@ def _add_cv_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", default=None, help="workflow config (default configs/train.yaml)")
     parser.add_argument("--output", required=True, help="folder for per-fold runs and cv_report.json")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _add_overwrite(parser)
     _add_overrides_note(parser)
 
 
@@ -281,6 +304,7 @@ def _add_manifest_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
     parser.add_argument("--normals-dir", default=None, help="covid_xray: folder of normal radiographs")
     parser.add_argument("--labels-csv", default=None, help="rider: CSV of slice labels (data_manifests/README.md)")
+    _add_overwrite(parser)
 
 
 def _run_manifest(args: argparse.Namespace) -> int:
@@ -302,6 +326,81 @@ _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callabl
     "convert": (_add_convert_parser, _run_convert),
     "manifest": (_add_manifest_parser, _run_manifest),
 }
+
+
+def _model_file(path: str) -> str:
+    """``--model`` must name a file: a folder is refused here with what was expected."""
+    if Path(path).is_dir():
+        hint = f" (e.g. {str(Path(path) / 'model.pt')!r})" if (Path(path) / "model.pt").is_file() else ""
+        raise ValueError(f"--model {path!r} is a folder; expected a model file written by train or demo{hint}.")
+    return path
+
+
+#: what each command writes into args.output: (kind, results) with results None = anything in the
+#: folder, () = checked by the command itself (score_cases, under the same re-entrant lock), or names
+_OUTPUTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "demo": ("folder", None),
+    "train": ("folder", ("model.pt", "checkpoints")),
+    "evaluate": ("folder", ("report.json", "plots")),
+    "cv": ("folder", None),
+    "score": ("folder", ()),
+    "convert": ("file", None),
+    "manifest": ("file", None),
+}
+
+
+def _existing(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The results already in the command's output, and a further choice for the refusal message."""
+    from mama_monai.outputs import existing_results
+
+    kind, results = _OUTPUTS[args.command]
+    if kind == "file":
+        return ([Path(args.output).name] if os.path.lexists(args.output) else []), ""
+    existing = existing_results(args.output, results) if results != () else []
+    if args.command != "train":
+        return existing, ""
+    if args.resume:  # checkpoints are what --resume continues; a finished run's model.pt is a result
+        return [n for n in existing if n == "model.pt"], ""
+    return existing, "--resume to continue its training" if "checkpoints" in existing else ""
+
+
+def _prepare_train_output(args: argparse.Namespace) -> None:
+    """``--resume``: set unreadable checkpoints aside; ``--overwrite``: drop the old run's checkpoints,
+    so that a later ``--resume`` cannot continue the replaced run."""
+    from mama_monai.workflows.resume import set_aside_unreadable
+    from mama_monai.workflows.training import LAST_CHECKPOINT_PREFIX
+
+    checkpoints = Path(args.output) / "checkpoints"
+    if args.resume:
+        set_aside_unreadable(checkpoints, LAST_CHECKPOINT_PREFIX)
+    elif args.overwrite and checkpoints.is_dir():
+        for old in [*checkpoints.glob(f"{LAST_CHECKPOINT_PREFIX}_*.pt"), checkpoints / "best_network.pt"]:
+            old.unlink(missing_ok=True)
+
+
+@contextmanager
+def _guarded_output(args: argparse.Namespace) -> Iterator[None]:
+    """Hold the output's lock while the command runs, after refusing to replace results without
+    --overwrite (:mod:`mama_monai.outputs`). Under torchrun only rank 0 writes, so only it locks."""
+    from mama_monai.outputs import lock_output, refuse_to_replace
+
+    if args.command not in _OUTPUTS or int(os.environ.get("RANK", "0") or 0) > 0:
+        yield
+        return
+    with lock_output(args.output, _OUTPUTS[args.command][0]):
+        existing, hint = _existing(args)
+        refuse_to_replace(args.output, existing, args.overwrite, hint)
+        if args.command == "train":
+            _prepare_train_output(args)
+        yield
+
+
+def _one_line(err: Exception, args: argparse.Namespace) -> str:
+    """The error as one line; a full disk says so and names the file (or the output) being written."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) and "disk is full" not in str(err):
+        where = err.filename or args.output
+        return f"cannot write {str(where)!r}: the disk is full (no space left on device); free some space or choose another output."
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _configure_logging() -> None:
@@ -330,7 +429,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: command-line arguments without the program name.
 
     Returns:
-        0 on success, 2 on a usage or input error (one line on stderr).
+        0 on success, 2 on a usage or input error (one line on stderr), 130 when interrupted (Ctrl-C).
     """
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -346,10 +445,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return run(args)
+        with _guarded_output(args):
+            return run(args)
+    except KeyboardInterrupt:
+        print(
+            f"mama-monai {args.command}: interrupted (Ctrl-C); the files already written are complete, "
+            "no partial file was left.",
+            file=sys.stderr,
+        )
+        return 130
     except Exception as err:  # user-facing: one line, no traceback
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"mama-monai {args.command}: error: {message}", file=sys.stderr)
+        print(f"mama-monai {args.command}: error: {_one_line(err, args)}", file=sys.stderr)
         return 2
 
 

@@ -13,9 +13,9 @@ from tests.data.conftest import write_series
 
 KEY_OPTIONS = {
     "demo": ["--output", "--device", "--overwrite", "--KEY VALUE"],
-    "train": ["--network", "--config", "--output", "--resume", "--device", "torchrun", "--KEY VALUE"],
-    "evaluate": ["--model", "--config", "--output", "--device", "--KEY VALUE"],
-    "cv": ["--network", "--folds", "--config", "--output", "--device", "paired", "--KEY VALUE"],
+    "train": ["--network", "--config", "--output", "--resume", "--device", "torchrun", "--overwrite", "--KEY VALUE"],
+    "evaluate": ["--model", "--config", "--output", "--device", "--overwrite", "--KEY VALUE"],
+    "cv": ["--network", "--folds", "--config", "--output", "--device", "paired", "--overwrite", "--KEY VALUE"],
     "score": [
         "--model",
         "--input",
@@ -26,7 +26,8 @@ KEY_OPTIONS = {
         "anomaly_map.nii.gz",
         "scores.csv",
     ],
-    "convert": ["input", "output", "--preset", "--series-uid", "--spatial-size", "--grid"],
+    "convert": ["input", "output", "--preset", "--series-uid", "--spatial-size", "--grid", "--overwrite"],
+    "manifest": ["download_dir", "output", "--overwrite"],
 }
 
 
@@ -130,7 +131,7 @@ def test_score_refuses_an_mr_series_for_a_ct_model_unless_forced(ct_model, tmp_p
     assert "CT" in err and "MR" in err and "--force" in err
     assert not (tmp_path / "refused").exists()
     assert main([*argv, "--output", str(tmp_path / "forced"), "--force"]) == 0
-    assert (tmp_path / "forced" / "brain_mr" / "anomaly_map.nii.gz").is_file()
+    assert (tmp_path / "forced" / "case_001" / "anomaly_map.nii.gz").is_file()
 
 
 def test_evaluate_with_a_corrupted_model_names_the_file(ct_model, tmp_path, capsys):
