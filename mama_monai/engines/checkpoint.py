@@ -2,12 +2,16 @@
 
 Saved with :func:`torch.save` as plain containers of tensors, strings and numbers, so that it loads
 with ``torch.load(..., weights_only=True)``: nothing in it is unpickled as arbitrary objects.
-The network is rebuilt from the stored ``network_def`` (a MONAI bundle component) and the
-weights must match it exactly; anything else is refused with a clear error.
+Nothing stored is evaluated either: every field is checked as plain data on load
+(:mod:`mama_monai.engines.stored_config`), and the network is rebuilt from the stored
+``network_def`` only if it names one of this package's networks with literal arguments, never
+through MONAI's ``ConfigParser``. The weights must match it exactly (checked on an empty
+``meta``-device copy before any memory is allocated); anything else is refused with a clear error.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime
 import os
 import platform
@@ -17,10 +21,10 @@ from typing import Any, Dict, Optional, Tuple
 import monai
 import torch
 import torch.nn as nn
-from monai.bundle import ConfigParser
 
 import mama_monai
 from mama_monai.atomic import atomic_write
+from mama_monai.engines.stored_config import StoredValueError, check_payload, network_spec
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -110,7 +114,16 @@ def save_model(
 
 
 def read_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
-    """Load and validate the file's contents (``weights_only=True``) without building the network."""
+    """Load and check the file's contents (``weights_only=True``) without building the network.
+
+    Returns:
+        The checked payload: ``config``, ``threshold``, ``metrics``, ``versions``, ``state_dict``, ...
+        as plain data (:func:`~mama_monai.engines.stored_config.check_payload`).
+
+    Raises:
+        CheckpointError: a missing, unreadable, foreign or newer file, or a stored value that is not
+            plain data of the expected type and range (the message names the file and the key path).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model file {str(path)!r} does not exist.")
@@ -127,34 +140,20 @@ def read_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise CheckpointError(f"model file {str(path)!r} lacks {missing}; it is incomplete or corrupted.")
+    if type(payload["format_version"]) is not int:
+        raise CheckpointError(f"model file {str(path)!r} is refused: format_version must be an int, got {payload['format_version']!r}.")
     if payload["format_version"] > CHECKPOINT_FORMAT_VERSION:
         raise CheckpointError(
             f"model file {str(path)!r} has format_version {payload['format_version']}; this mama-monai "
             f"({mama_monai.__version__}) reads up to {CHECKPOINT_FORMAT_VERSION}. Upgrade mama-monai."
         )
-    return payload
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Tuple[nn.Module, Dict[str, Any]]:
-    """Rebuild the network from a model file and load its weights; the network is in eval mode.
-
-    Returns:
-        ``(network, payload)``: ``payload`` holds ``config``, ``threshold``, ``metrics`` and ``versions``.
-
-    Raises:
-        CheckpointError: missing, corrupted or foreign file, or weights that do not match the
-            stored ``network_def`` (the message lists missing / unexpected / mis-shaped keys).
-    """
-    payload = read_checkpoint(path)
     try:
-        network = ConfigParser({"network_def": payload["config"]["network_def"]}).get_parsed_content("network_def")
-    except Exception as err:
-        raise CheckpointError(
-            f"model file {str(path)!r}: its network_def cannot be built by this code "
-            f"(mama-monai {mama_monai.__version__}, saved with {payload['versions'].get('mama_monai')}): {err}"
-        ) from None
-    expected = network.state_dict()
-    stored = payload["state_dict"]
+        return check_payload(payload)
+    except StoredValueError as err:
+        raise CheckpointError(f"model file {str(path)!r} is refused: {err}") from None
+
+
+def _mismatch(path: Path, expected: Dict[str, torch.Tensor], stored: Dict[str, torch.Tensor]) -> None:
     missing = sorted(set(expected) - set(stored))
     unexpected = sorted(set(stored) - set(expected))
     shapes = sorted(k for k in set(expected) & set(stored) if expected[k].shape != stored[k].shape)
@@ -163,5 +162,40 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> T
             f"model file {str(path)!r} does not match its network_def in this code: "
             f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatch {shapes[:5]}."
         )
-    network.load_state_dict(stored)
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> Tuple[nn.Module, Dict[str, Any]]:
+    """Rebuild the network from a model file and load its weights; the network is in eval mode.
+
+    The stored ``network_def`` must name one of this package's networks
+    (:func:`~mama_monai.engines.stored_config.network_classes`) with literal arguments of its
+    ``__init__``; it is built on the ``meta`` device first (no memory), its parameter shapes are
+    compared with the stored weights, and only then built for real.
+
+    Args:
+        path: the model file.
+        device: where the network goes (default ``"cpu"``).
+
+    Returns:
+        ``(network, payload)``: ``payload`` holds ``config``, ``threshold``, ``metrics`` and ``versions``.
+
+    Raises:
+        CheckpointError: missing, corrupted or foreign file, a stored value that is not allowed
+            (:func:`read_checkpoint`), or weights that do not match the stored ``network_def``
+            (the message lists missing / unexpected / mis-shaped keys).
+    """
+    path = Path(path)
+    payload = read_checkpoint(path)
+    cls, kwargs = network_spec(payload["config"]["network_def"])
+    try:
+        with torch.device("meta"):
+            skeleton = cls(**copy.deepcopy(kwargs))
+    except Exception as err:
+        raise CheckpointError(
+            f"model file {str(path)!r}: its network_def cannot be built by this code "
+            f"(mama-monai {mama_monai.__version__}, saved with {payload['versions'].get('mama_monai')}): {err}"
+        ) from None
+    _mismatch(path, skeleton.state_dict(), payload["state_dict"])
+    network = cls(**copy.deepcopy(kwargs))
+    network.load_state_dict(payload["state_dict"])
     return network.to(device).eval(), payload
