@@ -228,29 +228,28 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     _add_overwrite(parser)
     _add_overrides_note(parser)
+    parser.epilog += (
+        " Only the test split is read. Exit code: 0 every test case scored, 1 some could not be loaded "
+        "(listed with the reason in report.json), 2 error."
+    )
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mama_monai.engines import load_model
-    from mama_monai.workflows.cases import prepare_splits
     from mama_monai.workflows.config import configs_dir, load_config
-    from mama_monai.workflows.demo import write_json
     from mama_monai.workflows.distributed import init_distributed
-    from mama_monai.workflows.evaluation import evaluate_items
+    from mama_monai.workflows.model_evaluation import evaluate_test_split, model_data_overrides
 
     ctx = init_distributed(args.device)
     network, payload = load_model(_model_file(args.model), ctx.device)
-    pre = payload["config"]["preprocessing"]
-    overrides = {"data#preset": pre["preset"], "data#spatial_size": pre["spatial_size"], "data#modality": pre["modality"], **args.overrides}
-    parser = load_config(args.config or configs_dir() / "train.yaml", overrides)
-    test = prepare_splits(parser)["test"]
+    parser = load_config(args.config or configs_dir() / "train.yaml", {**model_data_overrides(payload), **args.overrides})
     out = Path(args.output)
-    report = evaluate_items(network, payload["config"]["scoring"], payload["threshold"]["value"], test, ctx.device, out / "plots")
-    write_json({"model": str(args.model), "threshold": payload["threshold"], **report}, out / "report.json")
+    report = evaluate_test_split(network, payload, args.model, parser, out, ctx.device)
     image = report["image"]
-    print(f"{len(test)} test cases: image AUROC {image['auroc']:.3f}, sensitivity {image['sensitivity']:.2f}, "
+    print(f"{report['n_scored']} of {report['n_cases']} test cases scored ({report['n_failed']} could not be loaded, "
+          f"listed in the report): image AUROC {image['auroc']:.3f}, sensitivity {image['sensitivity']:.2f}, "
           f"specificity {image['specificity']:.2f}; report: {out / 'report.json'}")
-    return 0
+    return 1 if report["n_failed"] else 0
 
 
 def _add_cv_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ The bundle's configs (``configs/train.yaml`` + one ``configs/network/<name>.yaml
 CLI reads. Their ``$`` expressions only call the small functions and classes here, which reuse
 the CLI's code paths: :func:`~mama_monai.workflows.cases.prepare_splits` +
 :func:`~mama_monai.workflows.training.train_model` (``train#trainer``),
-:func:`~mama_monai.workflows.evaluation.evaluate_items` (``validate#evaluator``) and
+:func:`~mama_monai.workflows.model_evaluation.evaluate_test_split` (``validate#evaluator``) and
 :func:`~mama_monai.workflows.scoring.score_cases` (``infer#inferer``).
 
 ``train#trainer`` and ``validate#evaluator`` are not ignite engines: the engines
@@ -205,20 +205,21 @@ class BundleEvaluator:
         self.ckpt_path, self.output_dir, self.device = Path(ckpt_path), Path(output_dir), str(device)
 
     def run(self, parser: ConfigParser | None = None) -> dict[str, Any]:
-        """Evaluate; returns the report (also written to ``report.json``)."""
-        from mama_monai.workflows.cases import prepare_splits
-        from mama_monai.workflows.demo import write_json
-        from mama_monai.workflows.evaluation import evaluate_items
+        """Evaluate; returns the report (also written to ``report.json``), as ``mama-monai evaluate``
+        (:func:`~mama_monai.workflows.model_evaluation.evaluate_test_split`): only the test split is
+        read, and test cases that cannot be loaded are listed in the report."""
+        from mama_monai.workflows.model_evaluation import evaluate_test_split, model_data_overrides
 
         parser = running_config() if parser is None else parser
         device = resolve_device(self.device)
         network, payload = _load_checkpoint(self.ckpt_path, device)
-        for key in ("preset", "spatial_size", "modality"):
-            parser[f"data#{key}"] = payload["config"]["preprocessing"][key]
-        test = prepare_splits(parser)["test"]
-        report = evaluate_items(network, payload["config"]["scoring"], payload["threshold"]["value"], test, device, self.output_dir / "plots")
-        write_json({"model": str(self.ckpt_path), "threshold": payload["threshold"], **report}, self.output_dir / "report.json")
-        logger.info("%d test cases: image AUROC %.3f; report: %s", len(test), report["image"]["auroc"], self.output_dir / "report.json")
+        for key, value in model_data_overrides(payload).items():  # checked literals only
+            parser[key] = value
+        report = evaluate_test_split(network, payload, self.ckpt_path, parser, self.output_dir, device)
+        logger.info(
+            "%d of %d test cases scored (%d failed): image AUROC %.3f; report: %s",
+            report["n_scored"], report["n_cases"], report["n_failed"], report["image"]["auroc"], self.output_dir / "report.json",
+        )  # fmt: skip
         return report
 
 

@@ -4,7 +4,8 @@ Each image file (a volume or a 2D image) is loaded once with the preset's pinned
 preset's intensity chain is applied to the whole image (so MRI percentiles are per volume) and the
 image is resized in-plane to the model size; then every case of that file takes its slice. Masks
 are resized with nearest-neighbour interpolation. A file that cannot be loaded is reported and its
-cases skipped; the others go on.
+cases skipped; a case whose own row is bad (``slice_index`` out of range, unreadable mask) fails
+alone, named; the others go on, and every failed case is returned (:class:`CaseFailure`).
 
 Files are decoded in parallel by a ``torch.utils.data.DataLoader`` over a MONAI ``Dataset`` of
 files (``num_workers`` worker processes, one file per sample, no collation, results in file
@@ -23,6 +24,7 @@ import os
 import time
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,16 +35,18 @@ from monai.data import Dataset, MetaTensor
 from monai.transforms import Compose, Resize
 
 from mama_monai.data.cache import PreprocessedCache, check_cache_dir
-from mama_monai.data.loading import LoadFailure, load_image
+from mama_monai.data.loading import load_image
 from mama_monai.data.manifest import Manifest, ManifestCase
 from mama_monai.data.presets import get_preset
 from mama_monai.data.simulated_lesions import simulate_lesions
 
 __all__ = [
+    "CaseFailure",
     "MAX_AUTO_WORKERS",
     "auto_num_workers",
     "check_num_workers",
     "load_case_slices",
+    "load_test_split",
     "prepare_splits",
     "simulated_anomalies",
 ]
@@ -228,6 +232,65 @@ class _Failed(Exception):
     """A failure already described by the file loader."""
 
 
+@dataclass(frozen=True)
+class CaseFailure:
+    """A manifest case that could not be loaded.
+
+    Attributes:
+        case_id: the case.
+        path: its image file.
+        error: ``"<ExceptionType>: <message>"`` (one line).
+    """
+
+    case_id: str
+    path: str
+    error: str
+
+    def to_json(self) -> dict[str, str]:
+        """``{"case", "file", "reason"}``, as reports list it."""
+        return {"case": self.case_id, "file": self.path, "reason": self.error}
+
+
+def _case_item(manifest: Manifest, case: ManifestCase, result: dict[str, Any]) -> dict[str, Any]:
+    """The slice (and mask) of one case from its loaded file; raises for a bad index or mask."""
+    mask = None
+    if case.mask is not None:
+        got = result["masks"][str(_image_path(manifest, case.mask))]
+        if isinstance(got, str):
+            raise _Failed(got)
+        mask = _take_slice(got, case.slice_index, case.case_id)[:1]
+    image = _take_slice(result["volume"], case.slice_index, case.case_id)
+    return {
+        "image": image.contiguous(),
+        "mask": torch.zeros_like(image[:1]) if mask is None else mask.contiguous(),
+        "has_mask": mask is not None,
+        "label": int(case.label),
+        "case_id": case.case_id,
+        "simulated": bool(case.simulated),
+        "slice_index": -1 if case.slice_index is None else int(case.slice_index),
+    }
+
+
+def _file_items(
+    manifest: Manifest, file_cases: Sequence[ManifestCase], result: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[CaseFailure]]:
+    """Every case of one loaded file: a file error fails all of them, a bad row only itself."""
+    items, failures = [], []
+    for case in file_cases:
+        try:
+            if result["error"] is not None:
+                raise _Failed(result["error"])
+            items.append(_case_item(manifest, case, result))
+        except Exception as err:  # one bad case never stops the others
+            failures.append(CaseFailure(case.case_id, result["path"], err.args[0] if isinstance(err, _Failed) else _describe(err)))
+    if result["error"] is not None:
+        logger.warning("skipped %s (%d case(s)): %s", result["path"], len(file_cases), result["error"].split(": ", 1)[-1])
+    else:
+        for failure in failures:
+            logger.warning("skipped case %s of %s: %s", failure.case_id, failure.path, failure.error.split(": ", 1)[-1])
+    return items, failures
+
+
 def load_case_slices(
     manifest: Manifest,
     cases: Sequence[ManifestCase],
@@ -236,7 +299,7 @@ def load_case_slices(
     num_workers: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     stats: dict[str, Any] | None = None,
-) -> tuple[list[dict[str, Any]], list[LoadFailure]]:
+) -> tuple[list[dict[str, Any]], list[CaseFailure]]:
     """Preprocessed slices of ``cases``.
 
     Args:
@@ -258,8 +321,9 @@ def load_case_slices(
     Returns:
         ``(items, failures)``: one dict per case in input order, with ``image`` ``(C, H, W)``,
         ``mask`` ``(1, H, W)`` (zeros where the case has none), ``has_mask``, ``label``,
-        ``case_id``, ``simulated`` and ``slice_index``; and one
-        :class:`~mama_monai.data.loading.LoadFailure` per file that failed.
+        ``case_id``, ``simulated`` and ``slice_index``; and one :class:`CaseFailure` per case that
+        failed, in input order: every case of a file that cannot be read, or the one case whose
+        ``slice_index`` or mask is bad (the other cases of its file load).
 
     Raises:
         ValueError: an unknown ``preset``, a bad ``spatial_size``, ``num_workers`` or ``cache_dir``.
@@ -279,43 +343,24 @@ def load_case_slices(
         jobs.append({"path": str(path), "masks": list(masks)})
     workers = auto_num_workers(_to_decode(loader, jobs)) if num_workers is None else min(num_workers, len(jobs))
     items: dict[str, dict[str, Any]] = {}
-    failures: list[LoadFailure] = []
+    failures: list[CaseFailure] = []
     hits = misses = 0
     for (path, file_cases), result in zip(by_file.items(), _load_files(loader, jobs, workers)):
         hits += result["counts"]["hits"]
         misses += result["counts"]["misses"]
-        try:
-            if result["error"] is not None:
-                raise _Failed(result["error"])
-            volume = result["volume"]
-            for case in file_cases:
-                mask = None
-                if case.mask is not None:
-                    got = result["masks"][str(_image_path(manifest, case.mask))]
-                    if isinstance(got, str):
-                        raise _Failed(got)
-                    mask = _take_slice(got, case.slice_index, case.case_id)[:1]
-                image = _take_slice(volume, case.slice_index, case.case_id)
-                items[case.case_id] = {
-                    "image": image.contiguous(),
-                    "mask": torch.zeros_like(image[:1]) if mask is None else mask.contiguous(),
-                    "has_mask": mask is not None,
-                    "label": int(case.label),
-                    "case_id": case.case_id,
-                    "simulated": bool(case.simulated),
-                    "slice_index": -1 if case.slice_index is None else int(case.slice_index),
-                }
-        except Exception as err:  # one bad file never stops the others
-            error = err.args[0] if isinstance(err, _Failed) else _describe(err)
-            failures.append(LoadFailure(str(path), error))
-            logger.warning("skipped %s (%d case(s)): %s", path, len(file_cases), error.split(": ", 1)[-1])
+        loaded, failed = _file_items(manifest, file_cases, result)
+        items.update((item["case_id"], item) for item in loaded)
+        failures += failed
     seconds = time.perf_counter() - start
     logger.info(
-        "loaded %d file(s) with %d worker process(es) in %.1f s (cache: %d hit(s), %d miss(es))",
-        len(jobs), workers, seconds, hits, misses,
+        "loaded %d of %d case(s) (%d failed) from %d file(s) with %d worker process(es) in %.1f s "
+        "(cache: %d hit(s), %d miss(es))",
+        len(items), len(cases), len(failures), len(jobs), workers, seconds, hits, misses,
     )  # fmt: skip
     if stats is not None:
         stats.update(files=len(jobs), num_workers=workers, cache_hits=hits, cache_misses=misses, seconds=seconds)
+    order = {c.case_id: i for i, c in enumerate(cases)}
+    failures.sort(key=lambda f: order[f.case_id])
     return [items[c.case_id] for c in cases if c.case_id in items], failures
 
 
@@ -345,6 +390,41 @@ def simulated_anomalies(
     return out
 
 
+def _data_split(parser: Any, check_files: bool) -> tuple[dict[str, Any], Manifest, dict[str, list[ManifestCase]], dict[str, Any]]:
+    """``data`` section, manifest, its train/test cases and the loading options of a workflow config."""
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import load_manifest, split_cases
+
+    data = parser.get_parsed_content("data")
+    if data.get("manifest") is None:
+        manifest = demo_manifest("lidc")
+    else:
+        manifest = load_manifest(data["manifest"], check_files=check_files)
+    loading = {
+        "num_workers": check_num_workers(data.get("num_workers"), "data#num_workers"),
+        "cache_dir": check_cache_dir(data.get("cache_dir"), "data#cache_dir"),
+    }
+    return data, manifest, split_cases(manifest, data.get("fold")), loading
+
+
+def load_test_split(parser: Any) -> dict[str, Any]:
+    """The test slices of the config's ``data`` section, and nothing else: what ``evaluate`` needs.
+
+    No training file is opened or even looked for (the manifest is read without its file check):
+    a missing or unreadable test file is a :class:`CaseFailure` of its cases, reported, not an error.
+
+    Args:
+        parser: a workflow config (``data#manifest``, ``data#fold``, ``data#preset``,
+            ``data#spatial_size``, ``data#num_workers``, ``data#cache_dir``).
+
+    Returns:
+        ``{"manifest", "test", "failures"}``; ``failures`` lists the test cases that could not be loaded.
+    """
+    data, manifest, split, loading = _data_split(parser, check_files=False)
+    test, failures = load_case_slices(manifest, split["test"], data["preset"], data["spatial_size"], **loading)
+    return {"manifest": manifest, "test": test, "failures": failures}
+
+
 def prepare_splits(parser: Any) -> dict[str, Any]:
     """Train / validation / test slices from the config's ``data`` section.
 
@@ -357,22 +437,13 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
     (:func:`load_case_slices`; both optional).
 
     Returns:
-        ``{"manifest", "train", "val", "test", "failures"}``.
+        ``{"manifest", "train", "val", "test", "failures"}`` (``failures``: :class:`CaseFailure` s).
     """
-    from mama_monai.data.demo import demo_manifest
-    from mama_monai.data.manifest import load_manifest, split_cases
-
-    data = parser.get_parsed_content("data")
-    manifest = demo_manifest("lidc") if data.get("manifest") is None else load_manifest(data["manifest"])
-    split = split_cases(manifest, data.get("fold"))
+    data, manifest, split, loading = _data_split(parser, check_files=True)
     train_cases = [c for c in split["train"] if c.label == 0]
     every = int(data.get("val_every", 5))
     if every < 2:
         raise ValueError(f"data#val_every must be >= 2 (one in val_every training slices is held out), got {every}.")
-    loading = {
-        "num_workers": check_num_workers(data.get("num_workers"), "data#num_workers"),
-        "cache_dir": check_cache_dir(data.get("cache_dir"), "data#cache_dir"),
-    }
     train, f1 = load_case_slices(manifest, train_cases, data["preset"], data["spatial_size"], **loading)
     test, f2 = load_case_slices(manifest, split["test"], data["preset"], data["spatial_size"], **loading)
     if not train:

@@ -159,7 +159,8 @@ def test_the_untampered_file_loads_and_scores(good_model, tmp_path, capsys):
     assert type(network).__name__ == "ConvAutoEncoder" and payload["threshold"]["value"] == 0.01
     argv = ["score", "--model", str(good_model), "--input", str(load_demo_ct()["image"]), "--output", str(tmp_path / "out")]
     assert main(argv) == 0, capsys.readouterr().err
-    assert (tmp_path / "out" / "ct" / "anomaly_map.nii.gz").is_file()
+    [case] = json.loads((tmp_path / "out" / "scores.json").read_text())["cases"]
+    assert case["status"] == "ok" and (tmp_path / "out" / case["anomaly_map"]).is_file()
 
 
 def test_load_model_refuses_naming_file_and_key_without_running_anything(crafted):

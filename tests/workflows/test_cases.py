@@ -49,7 +49,8 @@ def data_root(tmp_path_factory) -> Path:
 
 
 def _cases() -> list[ManifestCase]:
-    """Cases of five files, interleaved (order must survive the workers), one bad slice index."""
+    """Cases of five files, interleaved (order must survive the workers); one bad slice index in the
+    middle of a file's rows (the rows after it must still load)."""
     c = ManifestCase
     return [
         c("ct40", "lidc_ct.nii.gz", 0, slice_index=40),
@@ -57,9 +58,10 @@ def _cases() -> list[ManifestCase]:
         c("ct87_mask", "lidc_ct.nii.gz", 1, mask="lidc_nodule_mask.nii.gz", slice_index=87),
         c("broken", "broken.nii.gz", 0, slice_index=0),
         c("xray", "xray.png", 0),
+        c("t1_out_of_range", "brain_t1.nii.gz", 0, slice_index=999),
         c("sim30", "brain_t1_simulated_lesions.nii.gz", 1, mask="brain_simulated_lesion_mask.nii.gz", slice_index=30, simulated=True),
         c("ct5", "lidc_ct.nii.gz", 0, slice_index=5),
-        c("t1_out_of_range", "brain_t1.nii.gz", 0, slice_index=999),
+        c("t1_40", "brain_t1.nii.gz", 0, slice_index=40),
     ]
 
 
@@ -91,16 +93,40 @@ def serial(data_root):
 
 def test_serial_loading_reports_bad_files_and_keeps_the_others(serial, data_root):
     items, failures = serial
-    # the file with a bad slice index keeps the cases read before the bad one (t1_20), as before
-    assert [it["case_id"] for it in items] == ["ct40", "t1_20", "ct87_mask", "xray", "sim30", "ct5"]
-    assert [Path(f.path).name for f in failures] == ["brain_t1.nii.gz", "broken.nii.gz"]  # in file order
-    errors = {Path(f.path).name: f.error for f in failures}
-    assert errors["broken.nii.gz"].startswith("ImageLoadError: ") and "cannot read NIfTI" in errors["broken.nii.gz"]
-    assert errors["brain_t1.nii.gz"].startswith("ValueError: case 't1_out_of_range': slice_index must be in 0..")
+    # a bad row fails alone: t1_40, after the out-of-range row of the same file, still loads
+    assert [it["case_id"] for it in items] == ["ct40", "t1_20", "ct87_mask", "xray", "sim30", "ct5", "t1_40"]
+    assert [(f.case_id, Path(f.path).name) for f in failures] == [
+        ("broken", "broken.nii.gz"),
+        ("t1_out_of_range", "brain_t1.nii.gz"),
+    ]  # in case order, one per failed case
+    errors = {f.case_id: f.error for f in failures}
+    assert errors["broken"].startswith("ImageLoadError: ") and "cannot read NIfTI" in errors["broken"]
+    assert errors["t1_out_of_range"].startswith("ValueError: case 't1_out_of_range': slice_index must be in 0..")
+    assert failures[1].to_json() == {"case": "t1_out_of_range", "file": failures[1].path, "reason": errors["t1_out_of_range"]}
     by_id = {it["case_id"]: it for it in items}
     assert by_id["ct40"]["image"].shape == (1, *SIZE) and by_id["xray"]["image"].shape == (1, *SIZE)
     assert by_id["ct87_mask"]["has_mask"] and by_id["ct87_mask"]["mask"].sum() > 0  # the real nodule
     assert by_id["sim30"]["simulated"] and not by_id["ct40"]["has_mask"]
+    assert not torch.equal(by_id["t1_40"]["image"], by_id["t1_20"]["image"])
+
+
+def test_the_log_counts_loaded_and_failed_cases_truly(data_root, caplog):
+    with caplog.at_level(logging.INFO, logger="mama_monai.workflows.cases"):
+        _load(data_root, num_workers=0)
+    assert "loaded 7 of 9 case(s) (2 failed) from 5 file(s)" in caplog.text
+    assert "skipped case t1_out_of_range of" in caplog.text and "slice_index must be in 0.." in caplog.text
+
+
+def test_one_bad_mask_fails_only_the_cases_that_name_it(data_root):
+    c = ManifestCase
+    cases = [
+        c("ct40", "lidc_ct.nii.gz", 0, slice_index=40),
+        c("ct87_bad_mask", "lidc_ct.nii.gz", 1, mask="broken.nii.gz", slice_index=87),
+        c("ct87_mask", "lidc_ct.nii.gz", 1, mask="lidc_nodule_mask.nii.gz", slice_index=87),
+    ]
+    items, failures = load_case_slices(Manifest("cases", str(data_root), cases), cases, "ct_lung", SIZE, num_workers=0)
+    assert [it["case_id"] for it in items] == ["ct40", "ct87_mask"]
+    assert [f.case_id for f in failures] == ["ct87_bad_mask"] and "cannot read NIfTI" in failures[0].error
 
 
 def test_worker_processes_give_the_serial_result_in_order(serial, data_root, caplog):
@@ -108,7 +134,7 @@ def test_worker_processes_give_the_serial_result_in_order(serial, data_root, cap
     with caplog.at_level(logging.WARNING):
         items, failures = _load(data_root, num_workers=2, stats=stats)
     _assert_same(items, serial[0])
-    assert failures == serial[1]  # same LoadFailure(path, error), same order
+    assert failures == serial[1]  # same CaseFailure(case_id, path, error), same order
     assert stats["num_workers"] == 2 and stats["files"] == 5
     assert "skipped" in caplog.text and "broken.nii.gz" in caplog.text
 

@@ -1,0 +1,101 @@
+"""``evaluate``: a model file's network scored on the test split of a manifest, and its ``report.json``.
+
+One code path for ``mama-monai evaluate`` and the bundle's ``validate#evaluator``
+(:class:`~mama_monai.workflows.bundle.BundleEvaluator`):
+
+1. the data are preprocessed as the model was trained: the model file's ``preset``,
+   ``spatial_size`` and ``modality`` become ``data#...`` config values
+   (:func:`model_data_overrides`; only values checked as literals, never an expression);
+2. only the test split is read (:func:`~mama_monai.workflows.cases.load_test_split`): training
+   files are neither needed nor opened;
+3. :func:`evaluate_test_split` scores it and writes ``report.json``, which lists every test case
+   that could not be loaded (``failures``: case, file, reason) and counts it in ``n_cases``
+   (``n_cases = n_scored + n_failed``).
+
+Example:
+    >>> network, payload = load_model("run/model.pt")  # doctest: +SKIP
+    >>> parser = load_config("configs/train.yaml", model_data_overrides(payload))  # doctest: +SKIP
+    >>> report = evaluate_test_split(network, payload, "run/model.pt", parser, "eval", "cpu")  # doctest: +SKIP
+    >>> report["n_cases"] == report["n_scored"] + len(report["failures"])  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+__all__ = ["evaluate_test_split", "model_data_overrides"]
+
+
+def model_data_overrides(payload: dict[str, Any]) -> dict[str, Any]:
+    """``{"data#preset", "data#spatial_size", "data#modality"}`` from a loaded model file.
+
+    The values are checked again here (:func:`~mama_monai.engines.stored_config.check_preprocessing`),
+    because they enter a :class:`~monai.bundle.ConfigParser`: a preset name, two ints and a
+    DICOM Modality (or null) can hold no ``$`` expression, ``@`` reference or ``%`` macro.
+
+    Args:
+        payload: what :func:`~mama_monai.engines.checkpoint.load_model` returned.
+
+    Raises:
+        ValueError: a stored value that is not such a literal (cannot happen for a payload from ``load_model``).
+    """
+    from mama_monai.engines.stored_config import check_preprocessing
+
+    pre = check_preprocessing(payload["config"]["preprocessing"])
+    return {"data#preset": pre["preset"], "data#spatial_size": list(pre["spatial_size"]), "data#modality": pre.get("modality")}
+
+
+def _no_test_case(manifest: Any, failures: list) -> ValueError:
+    if not failures:
+        return ValueError(f"the test split of manifest {manifest.dataset!r} has no case: nothing to evaluate (check data#fold).")
+    shown = "; ".join(f"{f.case_id}: {f.error}" for f in failures[:3])
+    return ValueError(f"none of the {len(failures)} test case(s) of manifest {manifest.dataset!r} could be loaded ({shown}).")
+
+
+def evaluate_test_split(
+    network: nn.Module,
+    payload: dict[str, Any],
+    model_path: str | os.PathLike,
+    parser: Any,
+    output_dir: str | os.PathLike,
+    device: str | torch.device,
+) -> dict[str, Any]:
+    """Score the test split of ``parser``'s ``data`` section; write ``output_dir/report.json`` and ``plots/``.
+
+    Args:
+        network: the model file's network (eval mode).
+        payload: the model file's checked contents (``scoring``, ``threshold``).
+        model_path: the model file, recorded in the report.
+        parser: the workflow config whose ``data`` section names the manifest, fold, preset and size.
+        output_dir: folder for ``report.json`` and ``plots/``.
+        device: where the network runs.
+
+    Returns:
+        The report of :func:`~mama_monai.workflows.evaluation.evaluate_items` plus ``n_cases`` (scored +
+        failed), ``n_scored``, ``n_failed`` and ``failures`` (``{"case", "file", "reason"}`` each).
+
+    Raises:
+        ValueError: the test split is empty, or none of its cases could be loaded (the first failures named).
+    """
+    from mama_monai.workflows.cases import load_test_split
+    from mama_monai.workflows.demo import write_json
+    from mama_monai.workflows.evaluation import evaluate_items
+
+    split = load_test_split(parser)
+    test, failures = split["test"], split["failures"]
+    if not test:
+        raise _no_test_case(split["manifest"], failures)
+    output_dir = Path(output_dir)
+    device = torch.device(device)
+    report = evaluate_items(network, payload["config"]["scoring"], payload["threshold"], test, device, output_dir / "plots")
+    report.update(
+        n_cases=len(test) + len(failures), n_scored=len(test), n_failed=len(failures), failures=[f.to_json() for f in failures]
+    )
+    write_json({"model": str(model_path), "threshold": payload["threshold"], **report}, output_dir / "report.json")
+    return report
