@@ -78,7 +78,7 @@ def test_training_gradients_reach_slots_hash_layer_and_queries():
 
 def test_optimiser_steps_move_the_read_slots_towards_their_queries():
     torch.manual_seed(0)
-    memory = HashMemory(8, 4, hash_bits=16).train()
+    memory = HashMemory(8, 4, hash_bits=16, init_from_data=False, restart_every=0).train()  # the codebook term alone
     queries = torch.randn(32, 4)
     opt = torch.optim.Adam(memory.parameters(), lr=0.05)
     losses = []
@@ -139,3 +139,83 @@ def test_rejects_bad_arguments(kwargs, message):
 def test_rejects_query_of_wrong_size():
     with pytest.raises(ValueError, match=r"query must have shape \(Q, 4\), got \[3, 5\]"):
         HashMemory(10, 4)(torch.randn(3, 5))
+
+
+def test_first_training_call_initialises_slots_from_the_batch_queries():
+    torch.manual_seed(0)
+    memory = HashMemory(num_slots=20, feature_dim=8).train()
+    assert int(memory.initialized) == 0
+    queries = torch.randn(50, 8)
+    memory(queries)
+    # every slot is one of the queries, no two slots the same query
+    dist = torch.cdist(memory.slots.detach(), queries)
+    assert torch.all(dist.min(dim=1).values < 1e-6)
+    assert dist.argmin(dim=1).unique().numel() == 20
+    assert int(memory.initialized) == 1
+    before = memory.slots.detach().clone()
+    memory(torch.randn(50, 8))  # a second call does not initialise again
+    torch.testing.assert_close(memory.slots.detach(), before)
+
+
+def test_eval_mode_and_loaded_models_are_never_reinitialised():
+    torch.manual_seed(0)
+    memory = HashMemory(num_slots=8, feature_dim=4).eval()
+    before = memory.slots.detach().clone()
+    memory(torch.randn(10, 4))
+    torch.testing.assert_close(memory.slots.detach(), before)
+    state = memory.state_dict()
+    del state["initialized"]  # a model file written before data-dependent initialisation
+    loaded = HashMemory(num_slots=8, feature_dim=4)
+    loaded.load_state_dict(state)
+    assert int(loaded.initialized) == 1
+    loaded.train()(torch.randn(10, 4))
+    torch.testing.assert_close(loaded.slots.detach(), before)
+
+
+def test_unread_slots_are_moved_onto_queries_every_restart_every_calls():
+    torch.manual_seed(0)
+    memory = HashMemory(num_slots=6, feature_dim=4, hash_bits=16, init_from_data=False, restart_every=3).train()
+    queries = torch.randn(30, 4)
+    read = set()
+    for _ in range(2):
+        read |= set(memory(queries).indices.tolist())
+    before = memory.slots.detach().clone()
+    read |= set(memory(queries).indices.tolist())  # third call: restart after reading
+    dead = sorted(set(range(6)) - read)
+    assert dead, "the test needs a slot that no query reads"
+    after = memory.slots.detach()
+    kept = sorted(read)
+    torch.testing.assert_close(after[kept], before[kept])
+    assert torch.all(torch.cdist(after[dead], queries).min(dim=1).values < 1e-6)
+    assert int(memory.calls) == 0 and float(memory.reads.sum()) == 0
+
+
+def test_initialisation_and_restarts_keep_a_clustered_memory_in_use():
+    # 32 well-separated clusters, 32 slots: random slots (the first release) leave most slots
+    # unread; data initialisation + restarts end with nearly every slot in use
+    torch.manual_seed(0)
+    centres = 4 * torch.randn(32, 16)
+
+    def batch():
+        return centres[torch.randint(0, 32, (256,))] + 0.1 * torch.randn(256, 16)
+
+    def used_after_training(**kwargs):
+        torch.manual_seed(1)
+        memory = HashMemory(num_slots=32, feature_dim=16, hash_bits=64, **kwargs).train()
+        optimizer = torch.optim.Adam(memory.parameters(), lr=1e-2)
+        for _ in range(60):
+            readout = memory(batch())
+            optimizer.zero_grad()
+            readout.loss.backward()
+            optimizer.step()
+        return memory.eval()(batch()).indices.unique().numel()
+
+    random_start = used_after_training(init_from_data=False, restart_every=0)
+    kept_alive = used_after_training(init_from_data=True, restart_every=10)
+    assert kept_alive >= 28, kept_alive
+    assert random_start < kept_alive
+
+
+def test_rejects_bad_restart_every():
+    with pytest.raises(ValueError, match=r"restart_every must be an int >= 0 .* got -1"):
+        HashMemory(4, 4, restart_every=-1)

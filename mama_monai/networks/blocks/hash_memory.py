@@ -34,8 +34,20 @@ class HashMemory(nn.Module):
       queries near the memory (commitment).
 
     At initialisation the hash layer is a random projection, so the codes are SimHash codes and
-    Hamming distance tracks the angle between features; slots start as unit-variance noise so that
-    their codes differ.
+    Hamming distance tracks the angle between features.
+
+    Keeping every slot in use (our decisions; the first release's hard memory read 14-59 of 256
+    slots, DESIGN.md §8):
+
+    - **data-dependent initialisation** (``init_from_data``, default True): the first training
+      call sets the slots to randomly chosen queries of its batch (with a little noise where the
+      batch has fewer queries than slots), the usual k-means-style start of a VQ codebook, so
+      that every slot starts where the encoder's features are instead of in random noise that no
+      query is near. A loaded model is never re-initialised (the ``initialized`` buffer is saved).
+    - **dead-slot restarts** (``restart_every``, default 100 training calls; 0 = off): a slot read
+      by no query since the last restart is moved onto a randomly chosen query of the current
+      batch. Under ``torchrun`` the read counts are summed over processes and rank 0's choice is
+      broadcast, so the replicas stay identical.
 
     In eval mode the ``{-1, +1}`` codes of all slots are computed once, cached in ``slot_codes`` and
     recomputed when the slots or the hash layer change (eager mode checks the tensors' version
@@ -51,6 +63,9 @@ class HashMemory(nn.Module):
         top_k: slots mixed by soft addressing. Defaults to 8.
         temperature: softmax temperature over distances in bits. Defaults to 1.0.
         commitment_weight: weight of the commitment term. Defaults to 0.25.
+        init_from_data: initialise the slots from the first training batch's queries. Defaults to True.
+        restart_every: move slots unread for this many training calls onto current queries;
+            0 disables restarts. Defaults to 100.
 
     Shapes:
         query ``(Q, F)`` -> :class:`MemoryReadout` with ``output (Q, F)``, ``indices (Q,)``,
@@ -73,6 +88,8 @@ class HashMemory(nn.Module):
         top_k: int = 8,
         temperature: float = 1.0,
         commitment_weight: float = 0.25,
+        init_from_data: bool = True,
+        restart_every: int = 100,
     ) -> None:
         super().__init__()
         check_positive_int("num_slots", num_slots)
@@ -86,6 +103,8 @@ class HashMemory(nn.Module):
             raise ValueError(f"temperature must be > 0, got {temperature!r}.")
         if not commitment_weight >= 0:
             raise ValueError(f"commitment_weight must be >= 0, got {commitment_weight!r}.")
+        if isinstance(restart_every, bool) or not isinstance(restart_every, int) or restart_every < 0:
+            raise ValueError(f"restart_every must be an int >= 0 (training calls; 0 = no restarts), got {restart_every!r}.")
         self.num_slots = num_slots
         self.feature_dim = feature_dim
         self.hash_bits = hash_bits
@@ -95,6 +114,14 @@ class HashMemory(nn.Module):
         self.commitment_weight = float(commitment_weight)
         self.slots = nn.Parameter(torch.randn(num_slots, feature_dim))
         self.hash = nn.Linear(feature_dim, hash_bits)
+        self.init_from_data = bool(init_from_data)
+        self.restart_every = restart_every
+        # 1 once the slots hold data (trained, loaded or initialised from a batch); saved with the model
+        self.register_buffer("initialized", torch.tensor(0 if init_from_data else 1, dtype=torch.uint8))
+        # reads per slot since the last restart and training calls since then (not saved: a resumed
+        # run starts a fresh count, which only delays the next restart)
+        self.register_buffer("reads", torch.zeros(num_slots), persistent=False)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long), persistent=False)
         self.register_buffer("slot_codes", torch.zeros(num_slots, hash_bits), persistent=False)
         self.codes_valid: bool = False
         self._codes_key: List[int] = []
@@ -134,9 +161,11 @@ class HashMemory(nn.Module):
             return False
         return self._codes_key != self._weights_key()
 
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         self.codes_valid = False
-        super()._load_from_state_dict(*args, **kwargs)
+        # model files written before data-dependent initialisation existed hold trained slots
+        state_dict.setdefault(prefix + "initialized", torch.tensor(1, dtype=torch.uint8))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _cached_slot_codes(self) -> torch.Tensor:
         stale = not self.codes_valid
@@ -160,8 +189,52 @@ class HashMemory(nn.Module):
             return self._train_read(query)
         return self._eval_read(query)
 
+    @torch.jit.unused
+    def _broadcast_slots(self) -> None:
+        """Rank 0's slots to every process (no-op outside ``torch.distributed``)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast(self.slots.data, src=0)
+
+    @torch.jit.unused
+    def _sample_queries(self, query: torch.Tensor, count: int) -> torch.Tensor:
+        """``count`` randomly chosen rows of ``query`` (detached); with noise of 1 % of the queries'
+        spread where rows repeat."""
+        q = query.detach().float()
+        if count <= q.shape[0]:
+            return q[torch.randperm(q.shape[0], device=q.device)[:count]]
+        picked = q[torch.randint(0, q.shape[0], (count,), device=q.device)]
+        return picked + 0.01 * q.std().clamp_min(1e-6) * torch.randn_like(picked)
+
+    @torch.jit.unused
+    def _initialise(self, query: torch.Tensor) -> None:
+        with torch.no_grad():
+            self.slots.data.copy_(self._sample_queries(query, self.num_slots).to(self.slots.dtype))
+            self._broadcast_slots()
+            self.initialized.fill_(1)
+
+    @torch.jit.unused
+    def _restart_dead(self, query: torch.Tensor, indices: torch.Tensor) -> int:
+        """Count this call's reads; every ``restart_every`` calls move unread slots onto queries.
+        Returns the number of slots moved."""
+        with torch.no_grad():
+            self.reads.index_add_(0, indices, torch.ones_like(indices, dtype=self.reads.dtype))
+            self.calls += 1
+            if int(self.calls) < self.restart_every:
+                return 0
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.all_reduce(self.reads)
+            dead = torch.nonzero(self.reads == 0).flatten()
+            if dead.numel():
+                self.slots.data[dead] = self._sample_queries(query, int(dead.numel())).to(self.slots.dtype)
+                self._broadcast_slots()
+            self.reads.zero_()
+            self.calls.zero_()
+            return int(dead.numel())
+
     def _train_read(self, query: torch.Tensor) -> MemoryReadout:
         self.codes_valid = False
+        if not torch.jit.is_scripting() and self.init_from_data and not bool(self.initialized):
+            self._initialise(query)
         logits_q = self.hash(query).float()
         logits_m = self.hash(self.slots).float()
         with torch.no_grad():
@@ -184,6 +257,8 @@ class HashMemory(nn.Module):
         read = slots.index_select(0, indices) if self.hard else weights.detach().to(slots.dtype) @ slots
         codebook = nn.functional.mse_loss(read.float(), query.detach().float())
         commitment = nn.functional.mse_loss(query.float(), read.detach().float())
+        if not torch.jit.is_scripting() and self.restart_every > 0:
+            self._restart_dead(query, indices)
         return MemoryReadout(output, indices, weights.detach(), codebook + self.commitment_weight * commitment)
 
     def _eval_read(self, query: torch.Tensor) -> MemoryReadout:

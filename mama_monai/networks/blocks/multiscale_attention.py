@@ -15,6 +15,13 @@ from mama_monai.networks.checks import check_choice, check_positive_int, check_s
 
 __all__ = ["MultiScaleAttentionBlock", "ROLES"]
 
+
+class _NoCrossAttention(nn.Module):
+    """Stands in for :class:`GlobalCrossAttention` in a block without attention: returns the query."""
+
+    def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return query
+
 #: role name -> what ``G`` does to the grid
 ROLES = ("same", "down", "up")
 
@@ -48,6 +55,9 @@ class MultiScaleAttentionBlock(nn.Module):
         norm: MONAI norm name or ``(name, kwargs)``. Defaults to ``"batch"``.
         act: MONAI activation name or ``(name, kwargs)``. Defaults to LeakyReLU(0.2).
         conv_only: skip norm and activation (for the output layer). Defaults to False.
+        attention: False drops both attention stages, leaving ``G``, norm and activation: the
+            plain-convolution ablation (paper Table IV's "without attention"), and the cheap
+            full-resolution blocks of the compact configuration. Defaults to True.
 
     Shapes:
         ``(B, in_channels, *spatial)`` -> ``(B, out_channels, *spatial')`` with ``spatial'`` the
@@ -78,23 +88,31 @@ class MultiScaleAttentionBlock(nn.Module):
         norm: Union[Tuple, str] = "batch",
         act: Union[Tuple, str] = ("leakyrelu", {"negative_slope": 0.2}),
         conv_only: bool = False,
+        attention: bool = True,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims)
         check_positive_int("in_channels", in_channels)
         check_positive_int("out_channels", out_channels)
         check_choice("role", role, ROLES)
-        self.patch = PixelPatchAttention(
-            spatial_dims, in_channels, patch_size=patch_size, normalization=patch_attention, residual=residual
-        )
-        grid_in = self.patch.out_channels
+        if attention:
+            self.patch: nn.Module = PixelPatchAttention(
+                spatial_dims, in_channels, patch_size=patch_size, normalization=patch_attention, residual=residual
+            )
+            grid_in = self.patch.out_channels
+        else:
+            self.patch, grid_in = nn.Identity(), in_channels
         if role == "up":
             self.resample: nn.Module = TransposedConv(spatial_dims, grid_in, out_channels)
         else:
             self.resample = StridedConv(spatial_dims, grid_in, out_channels, stride=2 if role == "down" else 1)
-        self.attention = GlobalCrossAttention(
-            spatial_dims, out_channels, grid_in, attn_channels=attn_channels, head_dim=head_dim, residual=residual,
-            context_size=context_size,
+        self.attention: nn.Module = (
+            GlobalCrossAttention(
+                spatial_dims, out_channels, grid_in, attn_channels=attn_channels, head_dim=head_dim, residual=residual,
+                context_size=context_size,
+            )
+            if attention
+            else _NoCrossAttention()
         )
         if conv_only:
             self.norm: nn.Module = nn.Identity()

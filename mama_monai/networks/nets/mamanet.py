@@ -68,6 +68,12 @@ class MAMANet(nn.Module):
         block_args: further :class:`~mama_monai.networks.blocks.multiscale_attention.MultiScaleAttentionBlock`
             arguments for every block (``patch_size``, ``patch_attention``, ``head_dim``,
             ``residual``, ``context_size``, ``norm``, ``act``).
+        outer_attention: False builds the two blocks on the input grid (the first DA and the
+            output UA) without attention (plain convolution, norm, activation). Their pixel patch
+            attention is the most expensive stage on a CPU (a 3x3 neighbourhood at full
+            resolution) while it sees only 1 and ``decoder_channels[-1]`` channels; the compact
+            configuration turns it off (our decision, measured in ``docs/accuracy.md``). Defaults
+            to True (the paper: attention in every block).
         check_finite: refuse inputs with NaN/inf (one reduction per call). Defaults to True.
 
     Example::
@@ -91,6 +97,7 @@ class MAMANet(nn.Module):
         use_semantic_basis: bool = True,
         memory_args: Optional[Dict[str, Any]] = None,
         block_args: Optional[Dict[str, Any]] = None,
+        outer_attention: bool = True,
         check_finite: bool = True,
     ) -> None:
         super().__init__()
@@ -120,8 +127,12 @@ class MAMANet(nn.Module):
         self.latent_size: List[int] = self._latent_size(self.img_size) if self.img_size is not None else []
         self.block_args = dict(block_args or {})
 
+        self.outer_attention = bool(outer_attention)
         self.encoder = nn.ModuleList(
-            [self._block(c_in, c_out, "down") for c_in, c_out in zip((in_channels,) + channels[:-1], channels)]
+            [
+                self._block(c_in, c_out, "down", attention=self.outer_attention or i > 0)
+                for i, (c_in, c_out) in enumerate(zip((in_channels,) + channels[:-1], channels))
+            ]
         )
         self.semantic = self._block(channels[-1], channels[-1], "same")
         feature_dim = channels[-1] * math.prod(self.latent_size) if memory_mode == "global" else channels[-1]
@@ -134,13 +145,13 @@ class MAMANet(nn.Module):
         self.decoder_same = nn.ModuleList(
             [self._block(c, c, "same") if i < len(decoder_channels) - 1 else nn.Identity() for i, c in enumerate(decoder_channels)]
         )
-        self.output_block = self._block(widths[-1], out_channels, "up", conv_only=True)
+        self.output_block = self._block(widths[-1], out_channels, "up", conv_only=True, attention=self.outer_attention)
 
     # ------------------------------------------------------------------ builders (overridable)
-    def _block(self, in_channels: int, out_channels: int, role: str, conv_only: bool = False) -> nn.Module:
-        return MultiScaleAttentionBlock(
-            self.spatial_dims, in_channels, out_channels, role=role, conv_only=conv_only, **self.block_args
-        )
+    def _block(self, in_channels: int, out_channels: int, role: str, conv_only: bool = False, attention: bool = True) -> nn.Module:
+        args = dict(self.block_args)
+        args["attention"] = bool(args.get("attention", True)) and attention
+        return MultiScaleAttentionBlock(self.spatial_dims, in_channels, out_channels, role=role, conv_only=conv_only, **args)
 
     def _get_memory(self, num_slots: int, feature_dim: int, memory_args: Dict[str, Any]) -> nn.Module:
         return HashMemory(num_slots, feature_dim, **memory_args)
