@@ -1,7 +1,7 @@
 """MONAI/ignite engines: training, anomaly scoring, anomaly maps and the model file."""
 
 from mama_monai.engines.acceleration import Acceleration
-from mama_monai.engines.anomaly_map import SCORE_REDUCTIONS, AnomalyMap
+from mama_monai.engines.anomaly_map import SCORE_REDUCTIONS, AnomalyMap, anomaly_map_args
 from mama_monai.engines.checkpoint import CheckpointError, load_model, read_checkpoint, save_model
 from mama_monai.engines.detailed_forward import DetailedForward, unwrap
 from mama_monai.engines.evaluator import AnomalyEvaluator
@@ -17,6 +17,7 @@ __all__ = [
     "DetailedForward",
     "SCORE_REDUCTIONS",
     "SlotUsageHandler",
+    "anomaly_map_args",
     "load_model",
     "read_checkpoint",
     "save_model",

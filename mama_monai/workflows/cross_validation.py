@@ -44,7 +44,7 @@ def cross_validate(
             fold_dir = output_dir / network / f"fold_{fold}"
             result = train_model(parser, splits["train"], splits["val"], fold_dir, ctx, progress=progress)
             evaluation = evaluate_items(
-                result.network, parser.get_parsed_content("scoring"), result.threshold["value"], splits["test"], ctx.device
+                result.network, parser.get_parsed_content("scoring"), result.threshold, splits["test"], ctx.device
             )
             per_fold.append({k: evaluation["image"][k] for k in _SUMMARY_KEYS} | {"pixel_auroc": evaluation["pixel_auroc"]})
         summary = summarize_folds([{k: v for k, v in f.items() if v is not None} for f in per_fold])

@@ -94,7 +94,7 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
         result = train_model(parser, splits["train"], splits["val"], model_dir, ctx, progress=progress)
         scoring = parser.get_parsed_content("scoring")
         evaluation = evaluate_items(
-            result.network, scoring, result.threshold["value"], splits["test"], ctx.device, output_dir / "plots", name=name, seed=int(parser["seed"])
+            result.network, scoring, result.threshold, splits["test"], ctx.device, output_dir / "plots", name=name, seed=int(parser["seed"])
         )
         report["models"][name] = {
             "network": network,

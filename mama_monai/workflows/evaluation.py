@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mama_monai.engines import AnomalyMap
+from mama_monai.engines import AnomalyMap, anomaly_map_args
 from mama_monai.evaluation import (
     bootstrap_auroc_ci,
     image_metrics,
@@ -27,10 +27,32 @@ from mama_monai.workflows.training import score_items
 __all__ = ["evaluate_items"]
 
 
+def _operating_point(values: np.ndarray, labels: np.ndarray, threshold: float | None, seed: int) -> dict[str, Any]:
+    """Image metrics at ``threshold`` (from validation normals); threshold-free ones only without it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = image_metrics(values, labels, threshold if threshold is not None else float(np.max(values)))
+    if threshold is None:  # no validated operating point: never pick one on the test set
+        metrics = {k: v for k, v in metrics.items() if k in ("auroc", "average_precision", "n_normal", "n_anomalous")}
+        metrics["threshold"] = None
+    if 0 < labels.sum() < len(labels):
+        ci = bootstrap_auroc_ci(values, labels, n=1000, seed=seed)
+        metrics["auroc_ci95"] = [ci.low, ci.high]
+    return metrics
+
+
+def _thresholds(threshold: float | dict[str, Any]) -> tuple[float, float | None]:
+    """``(primary, mean_error or None)`` from a model file's threshold entry or a plain number."""
+    if isinstance(threshold, dict):
+        paper = threshold.get("mean_error")
+        return float(threshold["value"]), (float(paper["value"]) if isinstance(paper, dict) else None)
+    return float(threshold), None
+
+
 def evaluate_items(
     network: nn.Module,
     scoring: dict[str, Any],
-    threshold: float,
+    threshold: float | dict[str, Any],
     items: Sequence[dict],
     device: torch.device,
     plots_dir: str | Path | None = None,
@@ -41,30 +63,35 @@ def evaluate_items(
 
     Image level: AUROC with a 95 % stratified-bootstrap interval, average precision, sensitivity,
     specificity, F1 at ``threshold``, for the configured score (``scoring["reduction"]``) and,
-    for comparison, for the paper's mean error e_u. Pixel level, where items carry masks: AUROC
-    of the anomaly maps against the masks over the anomalous slices. With ``plots_dir``: ROC,
+    for comparison, for the paper's mean error e_u. ``threshold`` is the model file's threshold
+    entry (calibrated on validation normals; its ``mean_error`` entry gives the e_u operating
+    point) or a number; no operating point is ever chosen on the items evaluated here: without a
+    calibrated e_u threshold, its sensitivity / specificity / F1 are not reported. Pixel level,
+    where items carry masks: AUROC of the anomaly maps against the masks over the anomalous
+    slices, inside the scoring foreground (``pixel_region``) where the map is defined. With ``plots_dir``: ROC,
     score histograms, normality per case (paper Fig. 6) and an input / reconstruction / error
     montage (paper Fig. 4-5), as ``<name>_*.png``.
 
     Returns:
         ``{"image": {...}, "image_mean_error": {...}, "pixel_auroc": float | None, "cases": [...], "plots": [...]}``.
     """
-    anomaly_map = AnomalyMap(2, sigma=float(scoring["sigma"]), reduction=scoring["reduction"]).to(device)
+    anomaly_map = AnomalyMap(2, **anomaly_map_args(scoring)).to(device)
+    threshold, mean_error_threshold = _thresholds(threshold)
     out = score_items(network, anomaly_map, items, device)
     scores, labels = out["score"], out["label"].astype(int)
     mean_error = ((out["image"] - out["pred"]) ** 2).reshape(len(items), -1).mean(axis=1)
     report: dict[str, Any] = {"n_cases": len(items), "scoring": dict(scoring)}
-    for key, values, thr in (("image", scores, threshold), ("image_mean_error", mean_error, None)):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            metrics = image_metrics(values, labels, threshold if thr is not None else float(np.quantile(values[labels == 0], 0.95)))
-        if 0 < labels.sum() < len(labels):
-            ci = bootstrap_auroc_ci(values, labels, n=1000, seed=seed)
-            metrics["auroc_ci95"] = [ci.low, ci.high]
-        report[key] = metrics
+    report["image"] = _operating_point(scores, labels, threshold, seed)
+    report["image_mean_error"] = _operating_point(mean_error, labels, mean_error_threshold, seed)
     masks = np.stack([np.asarray(it["mask"][0]) for it in items])
     with_mask = np.array([bool(it["has_mask"]) and it["label"] == 1 and masks[i].any() for i, it in enumerate(items)])
-    report["pixel_auroc"] = float(pixel_auroc(out["map"][with_mask, 0], masks[with_mask])) if with_mask.any() else None
+    region = anomaly_map.foreground(torch.as_tensor(out["image"])).numpy()[:, 0] > 0
+    report["pixel_region"] = "whole image" if anomaly_map.foreground_threshold is None else (
+        f"foreground: input > {anomaly_map.foreground_threshold:g}, eroded {anomaly_map.border} px"
+    )
+    report["pixel_auroc"] = (
+        float(pixel_auroc(out["map"][with_mask, 0], masks[with_mask], region[with_mask])) if with_mask.any() else None
+    )
     normality = normality_scores(scores)
     report["cases"] = [
         {

@@ -44,13 +44,14 @@ from mama_monai.engines import (
     AnomalyTrainer,
     DetailedForward,
     SlotUsageHandler,
+    anomaly_map_args,
     save_model,
 )
 from mama_monai.evaluation import best_f1_threshold, calibrate_threshold
 from mama_monai.workflows.config import resolved
 from mama_monai.workflows.distributed import DistributedContext, register_comm_hook
 
-__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingProgress", "score_items", "train_model"]
+__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingProgress", "calibrate_thresholds", "score_items", "train_model"]
 
 logger = logging.getLogger(__name__)
 LAST_CHECKPOINT_PREFIX = "last"
@@ -167,6 +168,58 @@ def score_items(
     return {k: np.concatenate(v) for k, v in collected.items()}
 
 
+def _warn_unused_memory(network: nn.Module, row: dict[str, Any]) -> None:
+    """Log a warning when a memory network read fewer than 10 % of its slots in the last block:
+    a collapsed memory (DESIGN.md §8) must not pass silently."""
+    memory = getattr(network, "memory", None)
+    num_slots = getattr(memory, "num_slots", None)
+    if num_slots and row["slots_used"] < 0.1 * num_slots:
+        logger.warning(
+            "memory collapse: %d of %d slots read in the validation block ending at iteration %d (perplexity %.1f)",
+            row["slots_used"], num_slots, row["iteration"], row["slot_perplexity"],
+        )  # fmt: skip
+
+
+def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float) -> dict[str, Any]:
+    """The model's decision thresholds, from the held-out *normal* validation slices only.
+
+    ``value`` is the ``quantile`` of their scores (the configured reduction); ``mean_error`` the
+    same quantile of their mean squared error (the paper's e_u), so that every operating point a
+    report gives comes from validation normals, never from the test set. Where anomalies
+    (SIMULATED) are in the validation set, the best-F1 threshold on it is recorded beside, for
+    information. With ``n`` normals a quantile ``q`` is resolved only when ``n >= 1 / (1 - q)``
+    (20 normals for 0.95: one of them expected above the threshold); fewer is recorded as a
+    ``warning`` in the result and logged.
+
+    Args:
+        val: :func:`score_items` output of the validation slices (``score``, ``label``, ``image``, ``pred``).
+        quantile: in ``(0, 1]``.
+    """
+    normal = val["label"] == 0
+    scores = val["score"][normal]
+    mean_error = ((val["image"] - val["pred"]) ** 2).reshape(len(val["label"]), -1).mean(axis=1)
+    primary = calibrate_threshold(scores, quantile=quantile)
+    paper = calibrate_threshold(mean_error[normal], quantile=quantile)
+    threshold: dict[str, Any] = {
+        "value": float(primary.value),
+        "method": primary.method,
+        "quantile": float(quantile),
+        "n_normals": int(scores.size),
+        "mean_error": {"value": float(paper.value), "method": paper.method},
+    }
+    needed = int(np.ceil(1.0 / (1.0 - quantile) - 1e-9)) if quantile < 1 else 1
+    if scores.size < needed:
+        threshold["warning"] = (
+            f"{scores.size} validation normals resolve the {quantile:g} quantile only coarsely "
+            f"(>= {needed} needed); the false-positive rate on new normals is uncertain"
+        )
+        logger.warning("threshold: %s", threshold["warning"])
+    if (val["label"] == 1).any() and normal.any():
+        alt = best_f1_threshold(val["score"], val["label"])
+        threshold["best_f1_on_validation"] = {"value": float(alt.value), "method": alt.method}
+    return threshold
+
+
 def train_model(
     parser: ConfigParser,
     train_items: Sequence[dict],
@@ -211,7 +264,7 @@ def train_model(
     opt_cfg = parser.get_parsed_content("optimizer")
     optimizer = accel.adam(network.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg.get("weight_decay", 0.0)))
     scoring = parser.get_parsed_content("scoring")
-    anomaly_map = AnomalyMap(2, sigma=float(scoring["sigma"]), reduction=scoring["reduction"])
+    anomaly_map = AnomalyMap(2, **anomaly_map_args(scoring))
     iterations, interval = int(cfg["iterations"]), int(cfg["val_interval"])
     if iterations < 1 or interval < 1 or iterations % interval:
         raise ValueError(
@@ -253,7 +306,9 @@ def train_model(
             "iteration": trainer.state.iteration,
             "loss": float(trainer.state.output["loss"]),
             "slots_used": int(trainer.state.metrics.get("slots_used", 0)),
+            "slot_perplexity": round(float(trainer.state.metrics.get("slot_perplexity", 0.0)), 2),
         }
+        _warn_unused_memory(network, row)
         if has_anomalies:
             row["val_auroc"] = float(engine.state.metrics["val_auroc"])
         improved = progress_state.update(row)
@@ -309,23 +364,13 @@ def train_model(
         network.load_state_dict(torch.load(best, map_location=ctx.device, weights_only=True))
     network.eval()
     val = score_items(eval_network, anomaly_map, val_items, ctx.device, int(cfg["batch_size"]), amp, memory_format)
-    normal_scores = val["score"][val["label"] == 0]
-    primary = calibrate_threshold(normal_scores, quantile=float(scoring["threshold_quantile"]))
-    threshold: dict[str, Any] = {
-        "value": float(primary.value),
-        "method": primary.method,
-        "quantile": float(scoring["threshold_quantile"]),
-        "n_normals": int(normal_scores.size),
-    }
-    if has_anomalies:
-        alt = best_f1_threshold(val["score"], val["label"])
-        threshold["best_f1_on_validation"] = {"value": float(alt.value), "method": alt.method}
+    threshold = calibrate_thresholds(val, float(scoring["threshold_quantile"]))
     model_path = None
     if ctx.is_main:
         config = {
             "network_def": resolved(parser, "network_def"),
             "preprocessing": dict(parser.get_parsed_content("data")),
-            "scoring": {"sigma": float(scoring["sigma"]), "reduction": scoring["reduction"]},
+            "scoring": anomaly_map_args(scoring),
             "loss": resolved(parser, "loss"),
             "training": dict(cfg),
         }

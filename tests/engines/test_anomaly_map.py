@@ -1,0 +1,109 @@
+"""AnomalyMap against hand-computed maps and scores (scipy / numpy references, not the code under test)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+from scipy.special import erf
+
+from mama_monai.engines import AnomalyMap, anomaly_map_args
+
+
+def _pair(seed=0, shape=(2, 1, 24, 20)):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g), torch.rand(shape, generator=g)
+
+
+def test_map_is_squared_error_mean_over_channels():
+    x = torch.zeros(1, 2, 3, 3)
+    r = torch.zeros(1, 2, 3, 3)
+    r[0, 0, 1, 1], r[0, 1, 1, 1] = 2.0, -4.0  # squared: 4 and 16, channel mean 10 (absolute error would give 3)
+    m = AnomalyMap(2, sigma=0, reduction="max").map(x, r)
+    expected = torch.zeros(1, 1, 3, 3)
+    expected[0, 0, 1, 1] = 10.0
+    torch.testing.assert_close(m, expected)
+
+
+def test_smoothing_is_a_gaussian_of_sigma_pixels():
+    # reference: the pixel-integrated (erf) Gaussian, truncated at 4 sigma, zero padding, applied
+    # separably with scipy; a different sigma or no smoothing differs by > 1e-2
+    x, r = _pair()
+    err = ((x - r) ** 2).mean(1).numpy().astype(np.float64)
+    sigma, tail = 2.0, 8
+    t = np.arange(-tail, tail + 1)
+    kernel = 0.5 * (erf((t + 0.5) / (sigma * np.sqrt(2))) - erf((t - 0.5) / (sigma * np.sqrt(2))))
+    expected = np.stack(
+        [ndimage.correlate1d(ndimage.correlate1d(e, kernel, axis=0, mode="constant"), kernel, axis=1, mode="constant") for e in err]
+    )
+    got = AnomalyMap(2, sigma=sigma, reduction="max").map(x, r)[:, 0].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "max", "percentile"])
+def test_scores_reduce_the_whole_map_without_foreground(reduction):
+    x, r = _pair(1)
+    scorer = AnomalyMap(2, sigma=0, reduction=reduction, percentile=90.0)
+    err = ((x - r) ** 2)[:, 0].reshape(2, -1).numpy()
+    expected = {"mean": err.mean(1), "max": err.max(1), "percentile": np.percentile(err, 90.0, axis=1)}[reduction]
+    np.testing.assert_allclose(scorer(x, r).numpy(), expected, rtol=1e-5)
+
+
+def test_foreground_is_input_above_threshold_eroded_by_border():
+    x = torch.zeros(1, 1, 12, 12)
+    x[0, 0, 2:10, 3:9] = 0.5  # an 8 x 6 body
+    scorer = AnomalyMap(2, sigma=0, reduction="max", foreground_threshold=0.1, border=1)
+    expected = np.zeros((12, 12), bool)
+    expected[3:9, 4:8] = True  # one pixel eroded on every side
+    np.testing.assert_array_equal(scorer.foreground(x)[0, 0].numpy() > 0, expected)
+
+
+def test_map_is_zero_outside_the_foreground_and_scores_use_only_the_inside():
+    g = torch.Generator().manual_seed(3)
+    x = torch.zeros(1, 1, 16, 16)
+    x[0, 0, 4:12, 4:12] = 0.6
+    r = x + 0.3 * torch.rand(x.shape, generator=g)
+    r[0, 0, 0, 0] = 5.0  # a huge error in the air: must not decide the score
+    scorer = AnomalyMap(2, sigma=0, reduction="percentile", percentile=75.0, foreground_threshold=0.1, border=0)
+    amap = scorer.map(x, r)[0, 0].numpy()
+    inside = np.zeros((16, 16), bool)
+    inside[4:12, 4:12] = True
+    assert np.all(amap[~inside] == 0)
+    err = ((x - r) ** 2)[0, 0].numpy()
+    np.testing.assert_allclose(amap[inside], err[inside], rtol=1e-6)
+    np.testing.assert_allclose(float(scorer.score(scorer.map(x, r))), np.percentile(err[inside], 75.0), rtol=1e-5)
+    mean_scorer = AnomalyMap(2, sigma=0, reduction="mean", foreground_threshold=0.1)
+    np.testing.assert_allclose(float(mean_scorer(x, r)), err[inside].mean(), rtol=1e-5)
+
+
+def test_image_without_foreground_is_scored_over_every_pixel():
+    x, r = torch.zeros(1, 1, 8, 8), torch.full((1, 1, 8, 8), 0.5)
+    scorer = AnomalyMap(2, sigma=0, reduction="percentile", foreground_threshold=0.1)
+    assert float(scorer(x, r)) == 0.0  # the map is zero outside the (empty) foreground
+
+
+def test_3d_maps():
+    x, r = _pair(4, (1, 1, 10, 9, 8))
+    scorer = AnomalyMap(3, sigma=0, reduction="max")
+    np.testing.assert_allclose(float(scorer(x, r)), float(((x - r) ** 2).max()), rtol=1e-6)
+
+
+def test_anomaly_map_args_keeps_only_constructor_arguments():
+    scoring = {"sigma": 1.0, "reduction": "max", "threshold_quantile": 0.95, "border": 2}
+    assert anomaly_map_args(scoring) == {"sigma": 1.0, "reduction": "max", "border": 2}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sigma": -1}, r"sigma must be a number >= 0 .* got -1"),
+        ({"reduction": "median"}, r"reduction .*median"),
+        ({"percentile": 0}, r"percentile must be a number in \(0, 100\], got 0"),
+        ({"percentile": 101}, r"percentile must be a number in \(0, 100\], got 101"),
+        ({"foreground_threshold": float("nan")}, r"foreground_threshold must be a finite number"),
+        ({"border": -2}, r"border must be an int >= 0 .* got -2"),
+        ({"border": 1.5}, r"border must be an int >= 0 .* got 1.5"),
+    ],
+)
+def test_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AnomalyMap(2, **kwargs)
