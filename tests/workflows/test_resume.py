@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -70,3 +71,39 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, tiny, capsys):
     assert err.startswith("mama-monai train: error: --resume") and "\n" not in err
     assert str(out / "checkpoints") in err
     assert not (out / "model.pt").exists()
+
+
+def test_resume_with_a_truncated_last_checkpoint_falls_back_to_the_previous_one(tmp_path, tiny, capsys, caplog):
+    out = tmp_path / "run"
+    argv = ["train", "--network", "autoencoder", "--output", str(out), "--device", "cpu", *tiny.args]
+    assert main(argv) == 0
+    checkpoints = sorted((out / "checkpoints").glob("last_*.pt"), key=_epoch)
+    assert [_epoch(p) for p in checkpoints] == [1, 2]
+    (out / "model.pt").unlink()  # as if killed before the end
+    newest = checkpoints[-1]
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # cut short
+    capsys.readouterr()
+
+    caplog.set_level(logging.WARNING)
+    assert main([*argv, "--resume"]) == 0
+    said = capsys.readouterr()
+    assert "Traceback" not in said.out + said.err + caplog.text
+    assert f"checkpoint {newest} cannot be read" in caplog.text and f"set aside as {newest.name}.unreadable" in caplog.text
+    assert "resuming from the previous checkpoint" in caplog.text and checkpoints[0].name in caplog.text
+    assert newest.with_name(newest.name + ".unreadable").is_file()  # kept, not deleted
+    metrics = read_checkpoint(out / "model.pt")["metrics"]
+    assert metrics["iterations"] == 20 and [row["iteration"] for row in metrics["history"]] == [10, 20]
+
+
+def test_resume_with_no_readable_checkpoint_names_each_file(tmp_path, tiny, capsys):
+    out = tmp_path / "run"
+    checkpoints = out / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for epoch in (1, 2):
+        (checkpoints / f"last_checkpoint_epoch={epoch}.pt").write_bytes(b"PK\x03\x04 cut short")
+    code = main(["train", "--network", "autoencoder", "--output", str(out), "--device", "cpu", "--resume", *tiny.args])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith(f"mama-monai train: error: --resume: no readable checkpoint in {str(checkpoints)!r}")
+    assert "last_checkpoint_epoch=1.pt" in err and "last_checkpoint_epoch=2.pt" in err
