@@ -320,12 +320,14 @@ def _execute_series_reader(folder: Path, series) -> sitk.Image:
         sitk.ProcessObject.SetGlobalWarningDisplay(shown)
 
 
-def _check_claimed_size(path: Path, header: nib.Nifti1Header, limit: int) -> None:
+def _check_claimed_size(path: Path, img: nib.spatialimages.SpatialImage, limit: int) -> None:
     """Refuse a header that claims more voxel data than ``limit`` bytes, or than the file holds."""
+    header = img.header
     shape = tuple(int(d) for d in header.get_data_shape())
     itemsize = header.get_data_dtype().itemsize
     claimed = int(np.prod(shape, dtype=object)) * itemsize if shape else 0
-    described = f"{'x'.join(map(str, shape))} voxels of {header.get_data_dtype()} ({claimed:,} bytes, {_human(claimed)})"
+    size = f"{claimed:,} bytes" + (f", {_human(claimed)}" if claimed >= 1024 else "")
+    described = f"{'x'.join(map(str, shape))} voxels of {header.get_data_dtype()} ({size})"
     if claimed > limit:
         raise ImageLoadError(
             path,
@@ -333,7 +335,7 @@ def _check_claimed_size(path: Path, header: nib.Nifti1Header, limit: int) -> Non
             "the header is corrupt or the image too large to load",
         )
     if not str(path).lower().endswith(".gz"):
-        available = path.stat().st_size - int(header.get_data_offset())
+        available = path.stat().st_size - int(getattr(img.dataobj, "offset", header.get_data_offset()))
         if claimed > available:
             raise ImageLoadError(
                 path, f"the NIfTI header claims {described} but the file holds {max(available, 0):,} bytes of data: truncated or corrupt"
@@ -341,6 +343,8 @@ def _check_claimed_size(path: Path, header: nib.Nifti1Header, limit: int) -> Non
 
 
 def _human(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
     value = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
         value /= 1024
@@ -356,7 +360,7 @@ def _read_nifti(path: Path, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES) -> _Loaded
         img = nib.load(str(path))
     except Exception as err:
         raise ImageLoadError(path, f"cannot read NIfTI file ({type(err).__name__}: {first_line(err)})") from err
-    _check_claimed_size(path, img.header, max_bytes)
+    _check_claimed_size(path, img, max_bytes)
     try:
         array = np.asanyarray(img.dataobj)
     except Exception as err:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import tracemalloc
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 import torch
@@ -175,3 +178,61 @@ def test_reader_arguments_checked():
         SimpleITKReader(nan_policy="zero")
     with pytest.raises(ValueError, match=r"spacing_tolerance must be in \(0, 1\), got 2"):
         SimpleITKReader(spacing_tolerance=2)
+
+
+def _claiming(path, source, shape):
+    """``source`` (a real NIfTI) with its header rewritten to claim ``shape``; the data stay small."""
+    image = nib.load(source)
+    header = image.header.copy()
+    header.set_data_shape(shape)
+    header["vox_offset"] = 352  # data right after the 348-byte header and the 4-byte extension flag
+    raw = header.binaryblock + b"\0" * 4 + np.asarray(image.dataobj).tobytes()
+    path.write_bytes(gzip.compress(raw) if path.name.endswith(".gz") else raw)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_nifti_header_claiming_a_huge_image_is_refused_before_reading(tmp_path, suffix):
+    small = tmp_path / "small.nii"
+    nib.save(nib.Nifti1Image(np.arange(24, dtype=np.int16).reshape(2, 3, 4), np.eye(4)), small)
+    huge = _claiming(tmp_path / f"huge{suffix}", small, (30000, 30000, 30000))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageLoadError, match=r"header claims 30000x30000x30000 voxels of int16 \(54,000,000,000,000 bytes, 49.1 TiB\), more than max_image_bytes"):
+            load_image(huge)
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20  # nothing near the claim was allocated
+    finally:
+        tracemalloc.stop()
+    with pytest.raises(ImageLoadError, match=r"\(48 bytes\), more than max_image_bytes=16 \(16 bytes\); the header is corrupt"):
+        load_image(small, max_image_bytes=16)  # 48 bytes: the limit is the reader's argument
+    if suffix == ".nii":
+        short = _claiming(tmp_path / "short.nii", small, (20, 30, 40))
+        with pytest.raises(ImageLoadError, match=r"claims 20x30x40 voxels .* but the file holds 48 bytes of data: truncated"):
+            load_image(short)
+
+
+@pytest.mark.parametrize("name, what", [("rtstruct.dcm", "RT Structure Set Storage"), ("test-SR.dcm", "Comprehensive SR Storage")])
+def test_dicom_file_without_pixel_data_is_said_to_have_no_image(tmp_path, dicom, name, what):
+    path = dicom.testdata(name)
+    with pytest.raises(ImageLoadError, match=rf"DICOM file holds no image \(no pixel data: {what}"):
+        load_image(path)
+    folder = tmp_path / "report_only"
+    folder.mkdir()
+    (folder / name).write_bytes(open(path, "rb").read())
+    with pytest.raises(ImageLoadError, match=rf"its DICOM files hold no image \(no pixel data: e.g. {what}"):
+        load_image(folder)
+
+
+def test_slightly_uneven_slice_gaps_give_one_warning_and_no_itk_chatter(tmp_path, dicom, ct_volume, capfd):
+    files = dicom.write_series(tmp_path / "series", ct_volume, shuffle=False)
+    ds = pydicom.dcmread(files[2])  # 0.1 mm off in a 2.5 mm spacing: within the tolerance
+    position = [float(v) for v in ds.ImagePositionPatient]
+    ds.ImagePositionPatient = [f"{v:.6f}" for v in (position[0], position[1], position[2] + 0.1)]
+    ds.save_as(files[2])
+    with pytest.warns(UserWarning) as caught:
+        image = load_image(tmp_path / "series")
+    assert image.shape == (1, 24, 20, 6)
+    ours = [str(w.message) for w in caught if "slice gaps" in str(w.message)]
+    assert len(ours) == 1 and "gaps of 2.500 mm varying by up to 0.100 mm" in ours[0]
+    printed = capfd.readouterr()
+    assert "Non uniform sampling" not in printed.err + printed.out and "WARNING: In" not in printed.err
