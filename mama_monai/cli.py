@@ -394,18 +394,52 @@ def _guarded_output(args: argparse.Namespace) -> Iterator[None]:
         yield
 
 
+def _output_disk_full(output: str | None) -> bool:
+    """Whether the file system of ``output`` (or of its nearest existing parent) has under 1 MiB left."""
+    if not output:
+        return False
+    path = Path(output).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < 1 << 20
+
+
 def _one_line(err: Exception, args: argparse.Namespace) -> str:
-    """The error as one line; a full disk says so and names the file (or the output) being written."""
-    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) and "disk is full" not in str(err):
-        where = err.filename or args.output
+    """The error as one line. A full disk says so and names the file (or the output) being written,
+    also when a writer hid the ``ENOSPC`` in its own error (ignite's checkpoints, TensorBoard)."""
+    output = getattr(args, "output", None)
+    if "disk is full" not in str(err) and (
+        (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or _output_disk_full(output)
+    ):
+        where = getattr(err, "filename", None) or output
         return f"cannot write {str(where)!r}: the disk is full (no space left on device); free some space or choose another output."
     return " ".join(str(err).split()) or type(err).__name__
 
 
+class _FailureLoggedOnce(logging.Filter):
+    """A failure is printed once, as one line, by :func:`main`: the engines' own reports of it (a
+    traceback from MONAI's StatsHandler, ignite's "Engine run is terminating due to exception") are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        return not (record.exc_info or record.getMessage().startswith("Engine run is terminating due to exception"))
+
+
 def _configure_logging() -> None:
-    """Progress and validation lines from mama-monai; ignite's per-engine chatter only on warnings."""
+    """Progress and validation lines from mama-monai; ignite's per-engine chatter only on warnings;
+    no traceback from the engines (:class:`_FailureLoggedOnce`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("ignite").setLevel(logging.WARNING)
+    once = _FailureLoggedOnce()
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(once)
+    # MONAI's StatsHandler logs on its own logger (training's name for it), with its own handler
+    logging.getLogger("mama_monai.train").addFilter(once)
 
 
 #: commands that take config overrides as trailing --KEY VALUE pairs
