@@ -365,14 +365,19 @@ def load_case_slices(
 
 
 def simulated_anomalies(
-    items: Sequence[dict[str, Any]], seed: int, radius_fraction: Sequence[float] = (0.04, 0.12)
+    items: Sequence[dict[str, Any]],
+    seed: int,
+    radius_fraction: Sequence[float] = (0.02, 0.06),
+    mode: str = "tissue",
+    foreground_threshold: float = 0.05,
 ) -> list[dict[str, Any]]:
     """SIMULATED-lesion copies of normal slices (label 1, ``simulated=True``), for validation.
 
     Used where no real anomalies may be looked at before the test: model selection and threshold
-    checks on held-out normal slices with blurred-disk lesions inserted
-    (:func:`~mama_monai.data.simulated_lesions.simulate_lesions`), their radius a fraction of the
-    slice width, seeded per slice.
+    checks on held-out normal slices with one lesion inserted
+    (:func:`~mama_monai.data.simulated_lesions.simulate_lesions`, ``mode`` ``"tissue"`` or
+    ``"scale"``), its radius a fraction of the slice width, bright on even and dark on odd
+    slices (both kinds are validated), seeded per slice.
     """
     out = []
     for i, item in enumerate(items):
@@ -380,8 +385,11 @@ def simulated_anomalies(
         image = item["image"][0].numpy()
         width = image.shape[-1]
         radius = (max(1.5, radius_fraction[0] * width), max(2.0, radius_fraction[1] * width))
-        foreground = image > 0.05
-        lesioned, mask, _ = simulate_lesions(image, rng, n=1, radius_px=radius, foreground=foreground if foreground.any() else None)
+        foreground = image > foreground_threshold
+        lesioned, mask, _ = simulate_lesions(
+            image, rng, n=1, radius_px=radius, sign=1 if i % 2 == 0 else -1,
+            foreground=foreground if foreground.any() else None, mode=mode,
+        )  # fmt: skip
         new = dict(item)
         new["image"] = torch.from_numpy(np.ascontiguousarray(lesioned)).float()[None].expand_as(item["image"]).clone()
         new["mask"] = torch.from_numpy(np.ascontiguousarray(mask)).float()[None]
@@ -451,5 +459,8 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
     val = [it for i, it in enumerate(train) if i % every == every - 1]
     train = [it for i, it in enumerate(train) if i % every != every - 1]
     if data.get("simulated_validation_anomalies", True):
-        val = val + simulated_anomalies(val, seed=int(parser["seed"]))
+        val = val + simulated_anomalies(
+            val, seed=int(parser["seed"]), radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),
+            mode=data.get("validation_lesion_mode", "tissue"),
+        )  # fmt: skip
     return {"manifest": manifest, "train": train, "val": val, "test": test, "failures": f1 + f2}

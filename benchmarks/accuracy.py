@@ -1,0 +1,240 @@
+"""Detection accuracy of the autoencoder, MemAE and MAMA Net side by side: ``docs/accuracy.md``.
+
+One command runs every model through the product's own path (``workflow_config`` ->
+``prepare_splits`` -> ``train_model`` -> ``evaluate_items``: validation, checkpoint selection and
+threshold calibration exactly as ``mama-monai train`` does them) over several seeds, on:
+
+- ``lidc``: the demo's fair LIDC-IDRI-0001 split (11 REAL nodule slices against 28 anatomically
+  matched normal slices, DESIGN.md §7), lung window;
+- ``brain``: the embedded real brain T1 (MNI152) with SIMULATED lesions on its 11 held-out test
+  slices, DESIGN.md §7's kind (blurred disks, radius 4-12 % of the width, +-30-50 % of the local
+  intensity), one bright and one dark copy of every test slice, reported apart.
+
+Validation (checkpoint selection, thresholds) never sees a test slice: it uses held-out training
+normals and SIMULATED "tissue" lesions in them; its AUROC is reported beside the test AUROC so
+that one can see whether validation ranks the models as the test does. Then MAMA Net ablations
+(memory size N, semantic basis, Wasserstein loss, hard vs soft addressing, attention vs plain
+convolutions, the first release's memory settings), paired t-tests over seeds, ROC curves and a
+t-SNE of latent codes (paper Fig. 7).
+
+    python benchmarks/accuracy.py                   # full run (~60 min on 2 CPU cores)
+    python benchmarks/accuracy.py --quick --output /tmp/acc   # minutes: tiny sizes, a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("mamanet_compact", "autoencoder", "memae")
+REDUCTIONS = ("percentile", "max", "mean")
+#: name -> (overrides of MAMA Net's config) for the ablation table
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "MAMA Net (as configured)": {},
+    "N = 64 slots": {"network_def#num_slots": 64},
+    "N = 1024 slots": {"network_def#num_slots": 1024},
+    "no semantic basis": {"network_def#use_semantic_basis": False},
+    "no Wasserstein loss": {"loss#wasserstein_weight": 0.0},
+    "soft addressing (top 8)": {"network_def#memory_args#addressing": "soft"},
+    "plain convolutions (no attention)": {"network_def#block_args#attention": False},
+    "first release's memory (random slots, no restarts, commitment 0.25)": {
+        "network_def#memory_args#init_from_data": False,
+        "network_def#memory_args#restart_every": 0,
+        "network_def#memory_args#commitment_weight": 0.25,
+    },
+}
+
+
+# ----------------------------------------------------------------------------- one run
+def _brain_test(items: list[dict], seed: int) -> list[dict]:
+    """The brain test set: every held-out normal slice, plus one bright and one dark SIMULATED copy."""
+    import torch
+
+    from mama_monai.data.simulated_lesions import simulate_lesions
+
+    normals = [it for it in items if it["label"] == 0]
+    out = [dict(it, lesion="none") for it in normals]
+    for sign, name in ((1, "bright"), (-1, "dark")):
+        for i, item in enumerate(normals):
+            image = item["image"][0].numpy()
+            width = image.shape[-1]
+            rng = np.random.default_rng([20210, seed, i, sign + 1])
+            lesioned, mask, _ = simulate_lesions(
+                image, rng, n=1, radius_px=(max(1.5, 0.04 * width), max(2.0, 0.12 * width)), contrast=(0.3, 0.5),
+                sign=sign, foreground=image > 0.3 * image.max(),
+            )  # fmt: skip
+            out.append(
+                dict(item, image=torch.from_numpy(lesioned)[None].float(), mask=torch.from_numpy(mask)[None].float(),
+                     has_mask=True, label=1, simulated=True, lesion=name, case_id=f"{item['case_id']}_{name}")
+            )  # fmt: skip
+    return out
+
+
+def _task_overrides(task: str, size: int, iterations: int, interval: int) -> dict[str, Any]:
+    over: dict[str, Any] = {
+        "data#spatial_size": [size, size],
+        "data#num_workers": 0,
+        "training#iterations": iterations,
+        "training#val_interval": interval,
+    }
+    if task == "brain":
+        from mama_monai.data.demo import load_demo_brain
+
+        over.update({"data#manifest": str(load_demo_brain()["manifest"]), "data#preset": "mri_t1", "data#modality": "MR"})
+    return over
+
+
+def _image_aurocs(out: dict[str, np.ndarray], labels: np.ndarray, scoring: dict[str, Any]) -> dict[str, float]:
+    """Test AUROC of every score reduction, from one scoring pass (image + reconstruction)."""
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from mama_monai.engines import AnomalyMap, anomaly_map_args
+
+    x, r = torch.as_tensor(out["image"]), torch.as_tensor(out["pred"])
+    result = {}
+    for reduction in REDUCTIONS:
+        args = dict(anomaly_map_args(scoring), reduction=reduction)
+        result[f"auroc_{reduction}"] = float(roc_auc_score(labels, AnomalyMap(2, **args)(x, r).numpy()))
+    result["auroc_paper_mean_error"] = float(roc_auc_score(labels, ((x - r) ** 2).flatten(1).mean(1).numpy()))
+    return result
+
+
+def run_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train and evaluate one (task, network, seed, overrides) in a temporary folder; plain numbers back."""
+    import torch
+
+    torch.set_num_threads(1)
+    logging.disable(logging.WARNING)
+    from mama_monai.workflows.cases import prepare_splits
+    from mama_monai.workflows.config import workflow_config
+    from mama_monai.workflows.distributed import init_distributed
+    from mama_monai.workflows.evaluation import evaluate_items
+    from mama_monai.workflows.training import score_items, train_model
+    from mama_monai.engines import AnomalyMap, anomaly_map_args
+
+    over = _task_overrides(job["task"], job["size"], job["iterations"], job["interval"])
+    over.update(job.get("overrides", {}), seed=job["seed"])
+    parser = workflow_config(job["network"], overrides=over)
+    splits = prepare_splits(parser)
+    test = _brain_test(splits["test"], job["seed"]) if job["task"] == "brain" else splits["test"]
+    ctx = init_distributed("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_model(parser, splits["train"], splits["val"], tmp, ctx, progress=False)
+    scoring = parser.get_parsed_content("scoring")
+    report = evaluate_items(result.network, scoring, result.threshold, test, ctx.device, seed=job["seed"])
+    out = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), test, ctx.device)
+    labels = out["label"].astype(int)
+    row: dict[str, Any] = {k: job[k] for k in ("task", "network", "seed", "variant")}
+    row.update(_image_aurocs(out, labels, scoring))
+    for kind in ("bright", "dark"):
+        keep = np.array([it.get("lesion") in ("none", kind) for it in test])
+        if job["task"] == "brain":
+            row.update({f"{kind}_{k}": v for k, v in _image_aurocs({k: v[keep] for k, v in out.items()}, labels[keep], scoring).items()})
+    normal = labels == 0
+    val = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), splits["val"], ctx.device)
+    val_normal = val["label"] == 0
+    history = [h for h in result.history if "val_auroc" in h]
+    row.update(
+        pixel_auroc=report["pixel_auroc"],
+        sensitivity=report["image"]["sensitivity"],
+        specificity=report["image"]["specificity"],
+        f1=report["image"]["f1"],
+        val_auroc=max((h["val_auroc"] for h in history), default=None),
+        val_normal_mse=float(((val["image"] - val["pred"])[val_normal] ** 2).mean()),
+        test_normal_mse=float(((out["image"] - out["pred"])[normal] ** 2).mean()),
+        slots_used=result.history[-1].get("slots_used", 0),
+        slot_perplexity=result.history[-1].get("slot_perplexity", 0.0),
+        num_slots=int(getattr(getattr(result.network, "memory", None), "num_slots", 0) or 0),
+        train_seconds=round(result.seconds, 1),
+        n_test_normal=int(normal.sum()),
+        n_test_anomalous=int((~normal).sum()),
+    )
+    if job.get("keep_outputs"):
+        row["_scores"] = {"label": labels.tolist(), "score": out["score"].tolist()}
+        row["_latent"] = _latents(result.network, test)
+    return row
+
+
+def _latents(network, items: list[dict]) -> dict[str, list]:
+    """Spatially averaged latent codes ``z`` of ``items`` (for the t-SNE figure)."""
+    import torch
+
+    x = torch.stack([it["image"] for it in items])
+    with torch.no_grad():
+        z = network.reconstruct(x).latent.flatten(2).mean(2)
+    return {"z": z.tolist(), "label": [int(it["label"]) for it in items]}
+
+
+# ----------------------------------------------------------------------------- the plan
+def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
+    base = {"size": args.size, "iterations": args.iterations, "interval": args.interval}
+    jobs = [
+        dict(base, task=task, network=net, seed=seed, variant="main", keep_outputs=seed == args.seeds[0])
+        for task in args.tasks
+        for net in MODELS
+        for seed in args.seeds
+    ]
+    if not args.no_ablations:
+        names = list(ABLATIONS)[1:] if not args.quick else list(ABLATIONS)[1:3]
+        for name in names:
+            for seed in args.ablation_seeds:
+                jobs.append(dict(base, task="lidc", network="mamanet_compact", seed=seed, variant=name, overrides=ABLATIONS[name]))
+    # the slowest first, so the two processes finish together
+    return sorted(jobs, key=lambda j: j["network"] != "mamanet_compact")
+
+
+def run_all(jobs: list[dict[str, Any]], workers: int, log_path: Path) -> list[dict[str, Any]]:
+    rows = []
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, maxtasksperchild=4) as pool, open(log_path, "a") as log:
+        for row in pool.imap_unordered(run_one, jobs):
+            rows.append(row)
+            brief = {k: v for k, v in row.items() if not k.startswith("_")}
+            log.write(json.dumps(brief) + "\n")
+            log.flush()
+            print(f"[{len(rows)}/{len(jobs)}] {row['task']} {row['network']} seed {row['seed']} {row['variant']}: "
+                  f"AUROC {row['auroc_percentile']:.3f} pixel {row['pixel_auroc'] or float('nan'):.3f}", flush=True)  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and budgets: a smoke test (minutes)")
+    parser.add_argument("--output", default=str(ROOT / "docs"), help="folder for accuracy.md, accuracy/*.png, accuracy/results.json")
+    parser.add_argument("--tasks", nargs="+", default=["lidc", "brain"], choices=["lidc", "brain"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--ablation-seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument("--size", type=int, default=128, help="model input size (default 128)")
+    parser.add_argument("--iterations", type=int, default=300, help="training iterations of batch 8 (default 300)")
+    parser.add_argument("--interval", type=int, default=50, help="validation interval (default 50)")
+    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
+    parser.add_argument("--no-ablations", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.iterations, args.interval, args.seeds, args.ablation_seeds = 32, 4, 2, args.seeds[:2], [0]
+    out = Path(args.output)
+    (out / "accuracy").mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    rows = run_all(plan(args), args.workers, out / "accuracy" / "runs.jsonl")
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.accuracy_report import write_report
+
+    write_report(rows, vars(args), out, time.time() - start)
+    print(f"wrote {out / 'accuracy.md'} in {time.time() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
