@@ -11,8 +11,8 @@ name               chain (key ``"image"``, then ``Resized`` to ``spatial_size``)
 ``ct_lung``        ``ScaleIntensityRanged`` HU [-1000, 400] → [0, 1], clipped
 ``ct_soft_tissue`` ``ScaleIntensityRanged`` HU [-160, 240] (level 40, width 400) → [0, 1], clipped
 ``cxr``            ``ScaleIntensityRangePercentilesd`` 0.5 / 99.5 → [0, 1], clipped; RGB → gray
-``mri_t1``         ``ScaleIntensityRangePercentilesd`` 1 / 99.5 per volume → [0, 1], clipped
-``mri_t2``         ``ScaleIntensityRangePercentilesd`` 1 / 99 per volume → [0, 1], clipped
+``mri_t1``         ``ScaleIntensityRangePercentilesd`` 1 / 99.5 per volume → [0, 1], clipped to [0, 1.5]
+``mri_t2``         ``ScaleIntensityRangePercentilesd`` 1 / 99 per volume → [0, 1], clipped to [0, 1.5]
 ``mri_zscore``     ``NormalizeIntensityd`` over non-zero voxels (z-score, unbounded)
 =================  ===========================================================================
 
