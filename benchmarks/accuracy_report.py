@@ -100,8 +100,8 @@ def _ablation_table(rows: list[dict], seeds: list[int]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     variants: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        if row["task"] == "lidc" and row["network"] == "mamanet_compact" and row["seed"] in seeds:
-            variants["MAMA Net (as configured)" if row["variant"] == "main" else row["variant"]].append(row)
+        if row["variant"] != "main" and row["seed"] in seeds:
+            variants[row["variant"]].append(row)
     for name, group in variants.items():
         slots = f"{np.mean([r['slots_used'] for r in group]):.0f} / {group[0]['num_slots']}"
         lines.append(f"| {name} | {_ms([r['auroc_percentile'] for r in group])} | {_ms([r['pixel_auroc'] for r in group])} | "
@@ -181,7 +181,8 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
         lines += [f"![t-SNE]({'accuracy/' + f})" for f in figures if f == f"tsne_{task}.png"]
         lines.append("")
     if any(r["variant"] != "main" for r in rows):
-        lines += ["## MAMA Net ablations (LIDC, seeds " + ", ".join(map(str, settings["ablation_seeds"])) + ")", "",
+        lines += [f"## MAMA Net ablations (LIDC, {settings['ablation_size']} x {settings['ablation_size']}, seeds "
+                  + ", ".join(map(str, settings["ablation_seeds"])) + ")", "",
                   *_ablation_table(rows, settings["ablation_seeds"]), ""]  # fmt: skip
     path = out / "accuracy.md"
     tmp = path.with_name(path.name + ".tmp")

@@ -1,0 +1,50 @@
+"""benchmarks/accuracy.py: the quick mode end to end, and the report's statistics against scipy."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import ttest_rel
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import accuracy, accuracy_report  # noqa: E402
+
+
+def _row(network, seed, auroc, pixel=0.9):
+    return {"task": "lidc", "network": network, "seed": seed, "variant": "main", "auroc_percentile": auroc, "pixel_auroc": pixel}
+
+
+def test_paired_t_test_matches_scipy():
+    a = [_row("mamanet_compact", s, v) for s, v in enumerate([0.70, 0.65, 0.80, 0.72])]
+    b = [_row("autoencoder", s, v) for s, v in enumerate([0.60, 0.66, 0.70, 0.69])]
+    expected = ttest_rel([0.70, 0.65, 0.80, 0.72], [0.60, 0.66, 0.70, 0.69])
+    text = accuracy_report._paired(a, b, "auroc_percentile")
+    assert text == f"{np.mean([0.10, -0.01, 0.10, 0.03]):+.3f}, p = {expected.pvalue:.3f}"
+
+
+def test_paired_t_test_pairs_by_seed_not_by_position():
+    a = [_row("mamanet_compact", s, v) for s, v in [(0, 0.5), (1, 0.9)]]
+    b = [_row("autoencoder", s, v) for s, v in [(1, 0.8), (0, 0.4)]]  # shuffled order, constant difference +0.1
+    assert accuracy_report._paired(a, b, "auroc_percentile") == "+0.100 (constant difference)"
+
+
+def test_mean_and_sample_sd():
+    assert accuracy_report._ms([0.5, 0.7, None]) == f"0.600 ± {np.std([0.5, 0.7], ddof=1):.3f}"
+    assert accuracy_report._ms([None]) == "–"
+
+
+def test_quick_run_writes_report_from_the_product_path(tmp_path):
+    assert accuracy.main(["--quick", "--tasks", "lidc", "--seeds", "0", "--no-ablations", "--workers", "1", "--output", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "accuracy" / "results.json").read_text())
+    rows = results["rows"]
+    assert sorted(r["network"] for r in rows) == ["autoencoder", "mamanet_compact", "memae"]
+    text = (tmp_path / "accuracy.md").read_text()
+    for r in rows:
+        assert r["n_test_normal"] == 28 and r["n_test_anomalous"] == 11  # the fair split
+        line = next(l for l in text.splitlines() if l.startswith(f"| {accuracy_report.NAMES[r['network']]} |"))
+        assert f"| {r['auroc_percentile']:.3f} |" in line
+    assert (tmp_path / "accuracy" / "roc_lidc.png").stat().st_size > 0
+    assert (tmp_path / "accuracy" / "tsne_lidc.png").stat().st_size > 0
