@@ -59,10 +59,10 @@ def test_inference_run_writes_maps_on_input_grid(trained, tmp_path):
         "--ckpt_path", str(trained / "model.pt"), "--output_dir", str(out), "--device", "cpu",
     )  # fmt: skip
     ct = nib.load(data / "ct_crop.nii.gz")
-    ct_map = nib.load(out / "ct_crop" / "anomaly_map.nii.gz")
+    ct_map = nib.load(out / "case_001" / "anomaly_map.nii.gz")  # inputs sorted: ct_crop.nii.gz, series_a
     assert ct_map.shape == ct.shape
     np.testing.assert_allclose(ct_map.affine, ct.affine, atol=1e-4)
-    series_map = nib.load(out / "series_a" / "anomaly_map.nii.gz")
+    series_map = nib.load(out / "case_002" / "anomaly_map.nii.gz")
     assert series_map.shape == (20, 24, 3)  # columns, rows, slices: the series' own grid
     assert np.isfinite(np.asarray(ct_map.dataobj)).all()
     assert (out / "scores.csv").is_file() and (out / "scores.json").is_file()

@@ -107,14 +107,14 @@ def test_score_dicom_folder_and_nifti_maps_on_the_input_grids(trained, ct_inputs
     assert main([*argv, "--output", str(out)]) == 0
 
     nifti_in = nib.load(ct_inputs["nifti"])
-    nifti_map = nib.load(out / "lidc_crop" / "anomaly_map.nii.gz")
+    nifti_map = nib.load(out / "case_002" / "anomaly_map.nii.gz")
     assert nifti_map.shape == nifti_in.shape == (96, 80, 6)
     assert np.allclose(nifti_map.affine, nifti_in.affine, atol=1e-4)
 
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(ct_inputs["dicom"])))
     series = reader.Execute()
-    dicom_map = nib.load(out / "lidc_dicom" / "anomaly_map.nii.gz")
+    dicom_map = nib.load(out / "case_001" / "anomaly_map.nii.gz")
     assert dicom_map.shape == series.GetSize() == (96, 80, 6)
     assert np.allclose(dicom_map.affine, ras_affine_from_sitk(series), atol=1e-4)
     assert np.allclose(dicom_map.affine, load_image(ct_inputs["dicom"]).affine.numpy(), atol=1e-4)
@@ -125,7 +125,7 @@ def test_score_dicom_folder_and_nifti_maps_on_the_input_grids(trained, ct_inputs
     assert np.allclose(*maps, atol=1e-5)
     with open(out / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["case"], r["status"]) for r in rows] == [("lidc_dicom", "ok"), ("lidc_crop", "ok")]
+    assert [(r["case"], r["status"]) for r in rows] == [("case_001", "ok"), ("case_002", "ok")]
     assert float(rows[0]["score"]) == pytest.approx(float(rows[1]["score"]), rel=1e-5)
     threshold = read_checkpoint(trained / "model.pt")["threshold"]["value"]
     for row in rows:
@@ -154,10 +154,10 @@ def test_demo_writes_model_report_plots_and_maps_and_never_overwrites_silently(t
     assert on_disk["data"]["n_test_anomalous"] == 11 and on_disk["data"]["spatial_size"] == [32, 32]
 
     ct = nib.load(load_demo_ct()["image"])
-    ct_map = nib.load(out / "scores" / "ct" / "anomaly_map.nii.gz")
+    ct_map = nib.load(out / "scores" / "case_001" / "anomaly_map.nii.gz")
     assert ct_map.shape == ct.shape and np.allclose(ct_map.affine, ct.affine, atol=1e-4)
     with open(out / "scores" / "scores.csv", newline="") as f:
-        assert [r["case"] for r in csv.DictReader(f)] == ["ct"]
+        assert [r["case"] for r in csv.DictReader(f)] == ["case_001"]
 
     before = (out / "report.json").read_bytes()
     with pytest.raises(ValueError, match="not empty.*--overwrite"):
