@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import os
@@ -154,7 +153,7 @@ def _make_folder(folder: Path) -> list[Path]:
             except FileExistsError:
                 pass
     if not folder.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, f"output {str(folder)!r} exists and is not a folder; choose another output")
+        raise NotADirectoryError(f"output {str(folder)!r} exists and is not a folder; choose another output.")
     return created
 
 

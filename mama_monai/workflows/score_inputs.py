@@ -72,7 +72,7 @@ class ScoreInput:
         if self.keep_identifiers:
             return text
         for form in self._path_forms():
-            text = text.replace(form, self.name)
+            text = re.sub(rf"(?<![\w.\-]){re.escape(form)}(?![\w\-])", lambda _: self.name, text)
         if self._pattern is None:
             self._pattern = _names_pattern(self._entry_names())
         if self._pattern.pattern:
@@ -84,7 +84,7 @@ class ScoreInput:
     def _path_forms(self) -> list[str]:
         given = self.path.rstrip("/\\") or self.path
         forms = {self.path, given, str(Path(given)), os.path.abspath(given), os.path.realpath(given)}
-        return sorted((f for f in forms if f), key=len, reverse=True)
+        return sorted((f for f in forms if len(f) >= _MIN_NAME and f.strip("./")), key=len, reverse=True)
 
     def _entry_names(self) -> set[str]:
         """The input's own name (with and without its suffix) and every name below it (no link followed)."""
