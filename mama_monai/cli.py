@@ -421,13 +421,17 @@ def _one_line(err: Exception, args: argparse.Namespace) -> str:
 
 
 class _FailureLoggedOnce(logging.Filter):
-    """A failure is printed once, as one line, by :func:`main`: the engines' own reports of it (a
-    traceback from MONAI's StatsHandler, ignite's "Engine run is terminating due to exception") are dropped."""
+    """A failure is printed once, as one line, by :func:`main`: the engines' own reports of it
+    (MONAI StatsHandler's "Exception: ..." with its traceback, ignite's "Engine run is terminating
+    due to exception") are dropped, and no other log line carries a traceback."""
+
+    _ENGINE_REPORTS = ("Exception: ", "Engine run is terminating due to exception")
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.ERROR:
-            return True
-        return not (record.exc_info or record.getMessage().startswith("Engine run is terminating due to exception"))
+        if record.levelno >= logging.ERROR and record.getMessage().startswith(self._ENGINE_REPORTS):
+            return False
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 def _configure_logging() -> None:
