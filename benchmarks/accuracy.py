@@ -45,7 +45,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "N = 64 slots": {"network_def#num_slots": 64},
     "N = 1024 slots": {"network_def#num_slots": 1024},
     "no semantic basis": {"network_def#use_semantic_basis": False},
-    "no Wasserstein loss": {"loss#wasserstein_weight": 0.0},
+    "with the paper's Wasserstein loss (weight 1)": {"loss#wasserstein_weight": 1.0},
     "soft addressing (top 8)": {"network_def#memory_args#addressing": "soft"},
     "plain convolutions (no attention)": {"network_def#block_args#attention": False},
     "first release's memory (random slots, no restarts, commitment 0.25)": {
