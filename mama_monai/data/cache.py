@@ -60,7 +60,7 @@ from mama_monai.atomic import atomic_write
 __all__ = ["PreprocessedCache", "check_cache_dir", "file_signature"]
 
 #: bump when the content or layout of a cache file changes
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: volumes are cached in canonical (LPS) voxel order (mama_monai.data.orientation)
 
 
 def check_cache_dir(cache_dir: str | os.PathLike | None, name: str = "cache_dir") -> Path | None:

@@ -32,6 +32,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import LoadImage, MapTransform
 
+from mama_monai.data.orientation import to_canonical
 from mama_monai.data.readers import SimpleITKReader
 
 __all__ = ["load_image", "LoadMedicalImaged", "load_many", "LoadFailure"]
@@ -82,6 +83,8 @@ class LoadMedicalImaged(MapTransform):
         series_uid_key: key whose value (if present and not empty) chooses the series of a
             multi-series folder for this item, e.g. a manifest column; default ``None``.
         allow_missing_keys: do not raise when a key is absent (default ``False``).
+        canonical: reorient volumes to LPS voxel order (axial slices along the last axis,
+            :func:`~mama_monai.data.orientation.to_canonical`); default ``True``.
         reader_args: :class:`SimpleITKReader` arguments shared by every item.
 
     Example:
@@ -95,11 +98,13 @@ class LoadMedicalImaged(MapTransform):
         keys: KeysCollection,
         series_uid_key: str | None = None,
         allow_missing_keys: bool = False,
+        canonical: bool = True,
         **reader_args: Any,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         SimpleITKReader(**reader_args)  # validate the arguments now
         self.series_uid_key = series_uid_key
+        self.canonical = canonical
         self.reader_args = reader_args
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -108,7 +113,8 @@ class LoadMedicalImaged(MapTransform):
         if self.series_uid_key is not None and d.get(self.series_uid_key):
             args["series_uid"] = str(d[self.series_uid_key])
         for key in self.key_iterator(d):
-            d[key] = load_image(d[key], **args)
+            image = load_image(d[key], **args)
+            d[key] = to_canonical(image) if self.canonical else image
         return d
 
 

@@ -35,6 +35,7 @@ from monai.data import Dataset, MetaTensor
 from monai.transforms import Compose, Resize
 
 from mama_monai.data.cache import PreprocessedCache, check_cache_dir
+from mama_monai.data.orientation import to_canonical
 from mama_monai.data.loading import load_image
 from mama_monai.data.manifest import Manifest, ManifestCase
 from mama_monai.data.presets import get_preset
@@ -126,7 +127,7 @@ class _FileLoader:
         return _plain(data["image"])
 
     def _mask(self, path: str) -> torch.Tensor:
-        mask = _plain(load_image(path))
+        mask = _plain(to_canonical(load_image(path)))  # the image's voxel order (LoadMedicalImaged)
         size = list(self.spatial_size) + ([-1] if mask.ndim == 4 else [])
         return (_plain(Resize(size, mode="nearest")(mask)) > 0).float()
 

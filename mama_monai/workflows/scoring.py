@@ -57,6 +57,7 @@ from tqdm.auto import tqdm
 import mama_monai
 from mama_monai.atomic import atomic_write
 from mama_monai.data.presets import get_preset
+from mama_monai.data.orientation import restore_orientation
 from mama_monai.data.slicing import slice_volume, stack_slices
 from mama_monai.engines.anomaly_map import AnomalyMap
 from mama_monai.engines.checkpoint import load_model
@@ -151,10 +152,12 @@ class _Scorer:
         slice_scores = torch.cat(scores).double().numpy()
         if not np.all(np.isfinite(slice_scores)):
             raise ValueError("the network produced non-finite values (NaN or inf) for this input.")
-        volume = stack_slices(maps, reference=slices[0].meta, grid="original")
-        array = volume.as_tensor()[0].numpy()  # (W, H[, D])
+        canonical = stack_slices(maps, reference=slices[0].meta, grid="original")
         k = int(np.argmax(slice_scores))
-        map2d = array if array.ndim == 2 else array[..., k]
+        map2d = canonical.as_tensor()[0].numpy()
+        map2d = map2d if map2d.ndim == 2 else map2d[..., k]
+        volume = restore_orientation(canonical, image.meta.get("source_axcodes"))  # the file's own voxel grid
+        array = volume.as_tensor()[0].numpy()  # (W, H[, D])
         picture = slices[k].as_tensor().float().mean(0, keepdim=True)
         picture = torch.as_tensor(Resize(spatial_size=map2d.shape, mode="bilinear")(picture))[0].numpy()
         return {
