@@ -220,7 +220,11 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="evaluate a model file on the test cases of a manifest: metrics and plots",
-        description="Score the test split of data#manifest (default: the embedded demo) with MODEL; write report.json and plots/.",
+        description=(
+            "Score a test split with MODEL; write report.json and plots/. By default the test split of the manifest "
+            "and fold the model was trained with (recorded in the model file; refused when that manifest is not found); "
+            "--data#manifest / --data#fold choose another."
+        ),
     )
     parser.add_argument("--model", required=True, help="a model.pt written by train or demo")
     parser.add_argument("--config", default=None, help="workflow config for the data section (default configs/train.yaml)")
@@ -238,11 +242,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from mama_monai.engines import load_model
     from mama_monai.workflows.config import configs_dir, load_config
     from mama_monai.workflows.distributed import init_distributed
-    from mama_monai.workflows.model_evaluation import evaluate_test_split, model_data_overrides
+    from mama_monai.workflows.model_evaluation import evaluate_test_split, model_data_overrides, training_split_overrides
 
     ctx = init_distributed(args.device)
     network, payload = load_model(_model_file(args.model), ctx.device)
-    parser = load_config(args.config or configs_dir() / "train.yaml", {**model_data_overrides(payload), **args.overrides})
+    split = {} if "data#manifest" in args.overrides else training_split_overrides(payload, args.model)  # its own test split
+    parser = load_config(args.config or configs_dir() / "train.yaml", {**model_data_overrides(payload), **split, **args.overrides})
     out = Path(args.output)
     report = evaluate_test_split(network, payload, args.model, parser, out, ctx.device)
     image = report["image"]

@@ -49,7 +49,7 @@ class AnomalyMap(nn.Module):
 
     Args:
         spatial_dims: 2 or 3.
-        sigma: Gaussian smoothing in pixels. Defaults to 2.0.
+        sigma: Gaussian smoothing in pixels, at most 64 (a model file cannot ask for a huge kernel). Defaults to 2.0.
         reduction: ``"mean"``, ``"max"`` or ``"percentile"``. Defaults to ``"percentile"``.
         percentile: the percentile for ``"percentile"``, in ``(0, 100]``. Defaults to 99.0.
         foreground_threshold: input intensity (after preprocessing) above which a pixel is
@@ -78,8 +78,8 @@ class AnomalyMap(nn.Module):
         super().__init__()
         if spatial_dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}.")
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
-            raise ValueError(f"sigma must be a number >= 0 (pixels; 0 disables smoothing), got {sigma!r}.")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 <= sigma <= 64:
+            raise ValueError(f"sigma must be a number in [0, 64] (pixels; 0 disables smoothing), got {sigma!r}.")
         check_choice("reduction", reduction, SCORE_REDUCTIONS)
         if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0 < percentile <= 100:
             raise ValueError(f"percentile must be a number in (0, 100], got {percentile!r}.")

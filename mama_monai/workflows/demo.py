@@ -108,7 +108,7 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
             "test": evaluation,
         }
     ct = load_demo_ct()
-    scores = score_cases(output_dir / "model.pt", [ct["image"]], output_dir / "scores", device=str(ctx.device))
+    scores = score_cases(output_dir / "model.pt", [ct["image"]], output_dir / "scores", device=str(ctx.device), overwrite=overwrite)
     report["scoring"] = {"input": str(ct["image"]), "output": str(output_dir / "scores"), "cases": scores.get("cases", scores)}
     report["seconds_total"] = round(time.perf_counter() - start, 1)
     write_json(report, output_dir / "report.json")

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["evaluate_test_split", "model_data_overrides"]
+__all__ = ["evaluate_test_split", "model_data_overrides", "training_split_overrides"]
 
 
 def model_data_overrides(payload: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +49,32 @@ def model_data_overrides(payload: dict[str, Any]) -> dict[str, Any]:
 
     pre = check_preprocessing(payload["config"]["preprocessing"])
     return {"data#preset": pre["preset"], "data#spatial_size": list(pre["spatial_size"]), "data#modality": pre.get("modality")}
+
+
+def training_split_overrides(payload: dict[str, Any], model_path: str | os.PathLike = "the model file") -> dict[str, Any]:
+    """``{"data#manifest", "data#fold"}`` the model was trained with, for ``evaluate`` run without
+    ``--data#manifest``: a model is evaluated on its own test split, never silently on the
+    embedded CT demo (an MR model scored on CT) nor on another fold's cases, some of which it
+    trained on.
+
+    A stored manifest of ``None`` means the model was trained on the embedded LIDC-IDRI-0001 demo.
+
+    Raises:
+        ValueError: the model file does not record its training manifest, records one that is
+            not a plain path, or one that no longer exists; the message says to pass ``--data#manifest``.
+    """
+    pre = payload["config"]["preprocessing"]
+    hint = "pass --data#manifest (and --data#fold) to say which test split to evaluate"
+    if "manifest" not in pre:
+        raise ValueError(f"{model_path} does not record the manifest it was trained with; {hint}.")
+    manifest, fold = pre["manifest"], pre.get("fold")
+    if manifest is not None and (type(manifest) is not str or manifest[:1] in ("$", "@", "%")):
+        raise ValueError(f"{model_path} records a training manifest that is not a plain path ({manifest!r}); {hint}.")
+    if fold is not None and type(fold) is not int:
+        raise ValueError(f"{model_path} records a training fold that is not an int ({fold!r}); {hint}.")
+    if manifest is not None and not Path(manifest).is_file():
+        raise ValueError(f"{model_path} was trained with manifest {manifest!r}, which does not exist here; {hint}.")
+    return {"data#manifest": manifest, "data#fold": fold}
 
 
 def _no_test_case(manifest: Any, failures: list) -> ValueError:
@@ -97,5 +123,11 @@ def evaluate_test_split(
     report.update(
         n_cases=len(test) + len(failures), n_scored=len(test), n_failed=len(failures), failures=[f.to_json() for f in failures]
     )
+    data = parser.get_parsed_content("data")
+    report["test_split"] = {
+        "manifest": data.get("manifest") or "embedded LIDC-IDRI-0001 demo",
+        "fold": data.get("fold"),
+        "trained_with": payload["config"]["preprocessing"].get("manifest", "not recorded") or "embedded LIDC-IDRI-0001 demo",
+    }
     write_json({"model": str(model_path), "threshold": payload["threshold"], **report}, output_dir / "report.json")
     return report

@@ -295,7 +295,8 @@ class _Run:
         label = int(score >= threshold)
         label_name = "anomalous" if label else "normal"
         picture, map2d = result["overlay"]
-        by_max = self.reduction == "max" and threshold > 0
+        # with a max or percentile score the case is anomalous where the map exceeds the threshold: show that region
+        by_max = self.reduction in ("max", "percentile") and threshold > 0
         overlay_png(
             picture.T,  # (W, H) index order -> rows = image rows, as DICOM viewers show a slice
             map2d.T,

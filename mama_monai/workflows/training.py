@@ -345,6 +345,9 @@ def train_model(
 
             ProgressBar(persist=False, desc="train").attach(trainer, output_transform=lambda out: {"loss": _loss_value(out)})
     if resume:
+        from mama_monai.workflows.resume import set_aside_unreadable
+
+        set_aside_unreadable(ckpt_dir, LAST_CHECKPOINT_PREFIX)  # a truncated newest checkpoint: resume from the one before
         last = _last_checkpoint(ckpt_dir)
         if last is None:
             raise ValueError(f"--resume: no '{LAST_CHECKPOINT_PREFIX}_*.pt' checkpoint in {str(ckpt_dir)!r} to resume from.")

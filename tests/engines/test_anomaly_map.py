@@ -95,7 +95,8 @@ def test_anomaly_map_args_keeps_only_constructor_arguments():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"sigma": -1}, r"sigma must be a number >= 0 .* got -1"),
+        ({"sigma": -1}, r"sigma must be a number in \[0, 64\] .* got -1"),
+        ({"sigma": 1e6}, r"sigma must be a number in \[0, 64\] .* got 1000000.0"),
         ({"reduction": "median"}, r"reduction .*median"),
         ({"percentile": 0}, r"percentile must be a number in \(0, 100\], got 0"),
         ({"percentile": 101}, r"percentile must be a number in \(0, 100\], got 101"),

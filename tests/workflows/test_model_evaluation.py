@@ -121,3 +121,54 @@ def test_evaluate_with_no_readable_test_case_says_so(model, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "none of the 1 test case(s)" in err and "b: ImageLoadError" in err
     assert not (tmp_path / "eval" / "report.json").exists()
+
+
+def _payload(manifest, fold=None, **extra):
+    pre = {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": manifest, "fold": fold, **extra}
+    return {"config": {"preprocessing": pre}}
+
+
+def test_evaluate_defaults_to_the_manifest_and_fold_the_model_was_trained_with(tmp_path):
+    from mama_monai.workflows.model_evaluation import training_split_overrides
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{}")
+    assert training_split_overrides(_payload(str(manifest), 2)) == {"data#manifest": str(manifest), "data#fold": 2}
+    assert training_split_overrides(_payload(None)) == {"data#manifest": None, "data#fold": None}  # the embedded demo
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        (_payload("/nowhere/brain_mri.json"), r"was trained with manifest '/nowhere/brain_mri.json', which does not exist here; pass --data#manifest"),
+        ({"config": {"preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32]}}}, r"does not record the manifest it was trained with"),
+        (_payload("$__import__('os')"), r"not a plain path"),
+        (_payload(None, fold="1"), r"training fold that is not an int"),
+    ],
+)
+def test_evaluate_refuses_to_guess_the_test_split(payload, message):
+    from mama_monai.workflows.model_evaluation import training_split_overrides
+
+    with pytest.raises(ValueError, match=message):
+        training_split_overrides(payload, "model.pt")
+
+
+def test_cli_evaluate_uses_the_training_manifest_and_records_it(manifest, tmp_path, capsys):
+    """The first release evaluated any model without --data#manifest on the embedded CT demo."""
+    config = {
+        "network_def": {"_target_": "mama_monai.networks.ConvAutoEncoder", "spatial_dims": 2, "in_channels": 1, "channels": [4, 8]},
+        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": str(manifest), "fold": None},
+        "scoring": {"sigma": 1.0, "reduction": "max"},
+    }
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "model.pt", ConvAutoEncoder(2, 1, channels=(4, 8)), config, {"value": 0.01, "method": "quantile"})
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(model), "--output", str(out), "--device", "cpu"]) == 1  # the damaged rows fail
+    report = json.loads((out / "report.json").read_text())
+    assert report["test_split"]["manifest"] == str(manifest) == report["test_split"]["trained_with"]
+    assert report["n_cases"] == N_DEMO_TEST + len(BROKEN_TEST) + 1
+    moved = dict(config, preprocessing=dict(config["preprocessing"], manifest=str(tmp_path / "gone.json")))
+    save_model(tmp_path / "moved.pt", ConvAutoEncoder(2, 1, channels=(4, 8)), moved, {"value": 0.01, "method": "quantile"})
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(tmp_path / "moved.pt"), "--output", str(tmp_path / "eval2"), "--device", "cpu"]) == 2
+    assert "gone.json', which does not exist here; pass --data#manifest" in capsys.readouterr().err
