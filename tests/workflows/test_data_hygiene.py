@@ -1,0 +1,76 @@
+"""What training, validation and evaluation may see: pinned against the demo's known split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mama_monai.data.demo import demo_slice_table
+from mama_monai.workflows.cases import prepare_splits
+from mama_monai.workflows.config import workflow_config
+from mama_monai.workflows.evaluation import evaluate_items
+
+
+@pytest.fixture(scope="module")
+def splits():
+    parser = workflow_config("autoencoder", overrides={"data#spatial_size": [32, 32], "data#num_workers": 0})
+    return prepare_splits(parser)
+
+
+def test_training_sees_only_normal_training_slices_disjoint_from_validation_and_test(splits):
+    table = {row["slice_index"]: row for row in demo_slice_table("lidc")}
+    train_ids = {it["case_id"] for it in splits["train"]}
+    val_normal = [it for it in splits["val"] if it["label"] == 0]
+    test_ids = {it["case_id"] for it in splits["test"]}
+    assert all(it["label"] == 0 and not it["simulated"] for it in splits["train"])
+    assert all(table[it["slice_index"]]["split"] == "train" for it in splits["train"] + val_normal)
+    assert train_ids.isdisjoint({it["case_id"] for it in val_normal}) and train_ids.isdisjoint(test_ids)
+    assert len(splits["train"]) + len(val_normal) == 75  # every 'train' slice of DESIGN.md §7, once
+    # validation anomalies are SIMULATED copies of the held-out normals, never real nodules
+    val_anomalous = [it for it in splits["val"] if it["label"] == 1]
+    assert val_anomalous and all(it["simulated"] for it in val_anomalous)
+    assert {it["case_id"].removesuffix("_simulated") for it in val_anomalous} == {it["case_id"] for it in val_normal}
+    assert sorted(table[it["slice_index"]]["split"] for it in splits["test"] if it["label"] == 1) == ["anomalous"] * 11
+
+
+def test_user_overrides_beat_a_networks_recommended_overrides():
+    # configs/network/memae.yaml recommends loss#memory_weight 0.0002; the user's value wins
+    assert workflow_config("memae")["loss#memory_weight"] == 0.0002
+    assert workflow_config("memae", overrides={"loss#memory_weight": 0.5})["loss#memory_weight"] == 0.5
+    assert workflow_config("mamanet_compact", overrides={"loss#wasserstein_weight": 1.0})["loss#wasserstein_weight"] == 1.0
+
+
+class _Echo(torch.nn.Module):
+    """Reconstruction = the input with a fixed offset: the anomaly score is known in advance."""
+
+    spatial_dims = 2
+
+    def __init__(self, offset: float) -> None:
+        super().__init__()
+        self.offset = offset
+
+    def forward(self, x):
+        return x + self.offset
+
+
+def _items(values, labels):
+    return [
+        {"image": torch.full((1, 8, 8), v), "mask": torch.zeros(1, 8, 8), "has_mask": False, "label": y, "case_id": f"c{i}"}
+        for i, (v, y) in enumerate(zip(values, labels))
+    ]
+
+
+def test_operating_points_come_from_the_model_files_thresholds_never_from_the_test_set():
+    # every pixel's squared error is offset^2 = 0.01, so every score is 0.01: the AUROC is 0.5 and
+    # the operating point depends only on the threshold given
+    items = _items([0.5] * 6, [0, 0, 0, 1, 1, 1])
+    scoring = {"sigma": 0.0, "reduction": "max"}
+    low = evaluate_items(_Echo(0.1), scoring, {"value": 0.005, "mean_error": {"value": 0.02}}, items, torch.device("cpu"))
+    assert (low["image"]["sensitivity"], low["image"]["specificity"]) == (1.0, 0.0)  # 0.01 >= 0.005: all called anomalous
+    assert (low["image_mean_error"]["sensitivity"], low["image_mean_error"]["specificity"]) == (0.0, 1.0)  # 0.01 < 0.02
+    # no calibrated e_u threshold: its operating point is not reported (the first release took the
+    # 95th percentile of the TEST normals here)
+    bare = evaluate_items(_Echo(0.1), scoring, 0.005, items, torch.device("cpu"))
+    assert bare["image_mean_error"]["threshold"] is None and "sensitivity" not in bare["image_mean_error"]
+    np.testing.assert_allclose(bare["image_mean_error"]["auroc"], 0.5)
