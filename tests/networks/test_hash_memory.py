@@ -219,3 +219,25 @@ def test_initialisation_and_restarts_keep_a_clustered_memory_in_use():
 def test_rejects_bad_restart_every():
     with pytest.raises(ValueError, match=r"restart_every must be an int >= 0 .* got -1"):
         HashMemory(4, 4, restart_every=-1)
+
+
+def test_straight_through_gradient_equals_the_relaxed_softmax_gradient():
+    """Hard read forward; backward through softmax(-E[Hamming] / T), with E[Hamming] written out
+    from its definition (independent of the module): direction and magnitude, not just non-zero."""
+    torch.manual_seed(0)
+    memory = HashMemory(num_slots=12, feature_dim=6, hash_bits=16, temperature=2.0, init_from_data=False, restart_every=0).train()
+    query = torch.randn(5, 6, requires_grad=True)
+    g = torch.randn(5, 6)
+    (memory(query).output * g).sum().backward()
+    got_w, got_q = memory.hash.weight.grad.clone(), query.grad.clone()
+
+    w = memory.hash.weight.detach().clone().requires_grad_(True)
+    q = query.detach().clone().requires_grad_(True)
+    p_q = torch.sigmoid(q @ w.t() + memory.hash.bias.detach())
+    p_m = torch.sigmoid(memory.slots.detach() @ w.t() + memory.hash.bias.detach())
+    expected_hamming = (p_q[:, None, :] * (1 - p_m[None]) + (1 - p_q[:, None, :]) * p_m[None]).sum(-1)
+    soft = torch.softmax(-expected_hamming / 2.0, dim=1)
+    ((soft @ memory.slots.detach()) * g).sum().backward()
+    torch.testing.assert_close(got_w, w.grad, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(got_q, q.grad, rtol=1e-4, atol=1e-6)
+    assert got_w.abs().sum() > 1e-3
