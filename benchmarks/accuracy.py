@@ -223,7 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
     parser.add_argument("--ablation-size", type=int, default=64, help="input size of the ablation runs (default 64: 4x cheaper)")
     parser.add_argument("--no-ablations", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="rewrite accuracy.md from OUTPUT/accuracy/results.json")
     args = parser.parse_args(argv)
+    if args.report_only:
+        sys.path.insert(0, str(ROOT))
+        from benchmarks.accuracy_report import write_report
+
+        saved = json.loads((Path(args.output) / "accuracy" / "results.json").read_text())
+        write_report(saved["rows"], saved["settings"], Path(args.output), saved["settings"].get("seconds", 0.0))
+        return 0
     if args.quick:
         args.size, args.iterations, args.interval, args.seeds, args.ablation_seeds = 32, 4, 2, args.seeds[:2], [0]
         args.ablation_size = 32
@@ -234,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from benchmarks.accuracy_report import write_report
 
-    write_report(rows, vars(args), out, time.time() - start)
+    write_report(rows, dict(vars(args), seconds=time.time() - start), out, time.time() - start)
     print(f"wrote {out / 'accuracy.md'} in {time.time() - start:.0f} s")
     return 0
 

@@ -157,9 +157,12 @@ def _save(fig, path: Path) -> str:
 def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds: float) -> Path:
     """``out/accuracy.md``, ``out/accuracy/results.json`` and the PNGs beside it."""
     folder = out / "accuracy"
-    figures = _figures(rows, folder)
-    plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    (folder / "results.json").write_text(json.dumps({"settings": settings, "rows": plain}, indent=1))
+    if any("_scores" in r for r in rows):
+        figures = _figures(rows, folder)
+        plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+        (folder / "results.json").write_text(json.dumps({"settings": settings, "rows": plain}, indent=1))
+    else:  # rewritten from results.json (--report-only): the figures of that run stay
+        figures = sorted(p.name for p in folder.glob("*.png"))
     groups = _group(rows)
     lines = [
         "# Detection accuracy: MAMA Net, the autoencoder and MemAE side by side",
@@ -170,6 +173,22 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
         f"seeds {settings['seeds']}; mean ± sd over seeds. Every run goes through `train_model` (checkpoint selection "
         "by validation AUROC, threshold = 95th percentile of held-out normal validation scores) and `evaluate_items`: "
         "no number below was chosen on a test slice. Raw rows: `accuracy/results.json`.",
+        "",
+        "How to read it:",
+        "",
+        "- **Real or simulated.** LIDC: the anomalies are REAL nodules outlined by four radiologists; the normals are "
+        "slices 5-15 mm from any mark. Brain: the anomalies are SIMULATED (DESIGN.md §7's blurred disks, +-30-50 % of "
+        "the local intensity) on real held-out slices; bright and dark are reported apart.",
+        "- **Scores.** Default: the 99th percentile of the 2-px-smoothed squared error inside the body (input > 0.02, "
+        "eroded 2 px); `max` and `mean in body` are other reductions of the same map; `paper e_u` is the mean squared "
+        "error of the whole image (the paper's Eq. 14 input).",
+        "- **Operating point.** Sensitivity / specificity / F1 use the threshold stored in the model file: the 95th "
+        "percentile of the scores of the held-out normal validation slices.",
+        "- **Validation AUROC** is the best AUROC on SIMULATED 'tissue' lesions in held-out training slices during "
+        "training (it selects the checkpoint). Compare its ranking with the test's: where they differ, validation "
+        "cannot be trusted to pick models for that task.",
+        "- **Uncertainty.** With 11 anomalous test slices one AUROC has a standard error near 0.08; the paired t-tests "
+        "over 5 seeds measure training randomness only, not the sampling of patients.",
         "",
     ]
     for task, title in TASKS.items():

@@ -4,11 +4,12 @@
    DESIGN.md §7: train on slices >= 15 mm from any annotation; test on the 11 slices carrying an
    outline (REAL anomalies) against the 28 anatomically matched normal slices 5-15 mm away.
    Validation = every 5th training slice plus SIMULATED-lesion copies of them.
-2. Train the compact MAMA Net and, side by side, the plain convolutional autoencoder.
+2. Train the models of ``configs/demo.yaml`` side by side (the compact MAMA Net, the plain
+   convolutional autoencoder and MemAE), the first as the main model.
 3. Evaluate both on the test slices: image AUROC (95 % bootstrap interval), sensitivity,
    specificity, F1 at the calibrated threshold, pixel AUROC against the radiologists' masks;
    ROC, histograms, normality per case and montages as PNG.
-4. Score the whole CT volume with MAMA Net: a NIfTI anomaly map on the CT's own grid, an overlay
+4. Score the whole CT volume with the main model: a NIfTI anomaly map on the CT's own grid, an overlay
    PNG and the scores CSV/JSON.
 5. ``report.json`` with every number, the time taken and which anomalies are real or simulated.
 """
@@ -30,10 +31,22 @@ from mama_monai.workflows.evaluation import evaluate_items
 from mama_monai.workflows.scoring import score_cases
 from mama_monai.workflows.training import train_model
 
-__all__ = ["run_demo", "DEMO_MODELS", "write_json"]
+__all__ = ["demo_settings", "run_demo", "write_json"]
 
-#: (name in the report, network config) trained by the demo; the first is the main model.
-DEMO_MODELS = (("mamanet", "mamanet_compact"), ("autoencoder", "autoencoder"))
+
+def demo_settings() -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """``configs/demo.yaml``: the ``(report name, network config)`` pairs the demo trains (the first
+    is the main model, written as ``model.pt``) and the overrides it applies to all of them."""
+    import yaml
+
+    from mama_monai.workflows.config import configs_dir
+
+    path = configs_dir() / "demo.yaml"
+    settings = yaml.safe_load(path.read_text())
+    models = list((settings.get("models") or {}).items())
+    if not models:
+        raise ValueError(f"{path} must list at least one model under 'models', got {settings.get('models')!r}.")
+    return models, dict(settings.get("overrides") or {})
 
 
 def _clean(value: Any) -> Any:
@@ -78,8 +91,9 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
         "models": {},
     }
     splits = None
-    for name, network in DEMO_MODELS:
-        parser = workflow_config(network, overrides=overrides)
+    models, demo_overrides = demo_settings()
+    for name, network in models:
+        parser = workflow_config(network, overrides={**demo_overrides, **(overrides or {})})
         if splits is None:
             splits = prepare_splits(parser)
             report["data"].update(
@@ -89,7 +103,7 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
                 n_test_anomalous=sum(1 for it in splits["test"] if it["label"] == 1),
                 spatial_size=list(parser["data#spatial_size"]),
             )
-        model_dir = output_dir if name == DEMO_MODELS[0][0] else output_dir / f"baseline_{name}"
+        model_dir = output_dir if name == models[0][0] else output_dir / f"baseline_{name}"
         t0 = time.perf_counter()
         result = train_model(parser, splits["train"], splits["val"], model_dir, ctx, progress=progress)
         scoring = parser.get_parsed_content("scoring")

@@ -142,7 +142,7 @@ def test_demo_writes_model_report_plots_and_maps_and_never_overwrites_silently(t
 
     assert (out / "notes.txt").read_text() == "kept"
     on_disk = json.loads((out / "report.json").read_text())
-    assert set(on_disk["models"]) == {"mamanet", "autoencoder"} == set(report["models"])
+    assert set(on_disk["models"]) == {"mamanet", "autoencoder", "memae"} == set(report["models"])  # configs/demo.yaml
     for name, model in on_disk["models"].items():
         assert model["iterations"] == 20
         assert 0.0 <= model["test"]["image"]["auroc"] <= 1.0
