@@ -85,7 +85,7 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
             "dataset": "LIDC-IDRI-0001 (TCIA, CC BY 3.0), embedded in mama_monai/demo_data",
             "test_anomalies": "REAL: axial slices carrying a radiologist's nodule outline (069.xml)",
             "test_normals": "REAL: slices 5-15 mm from any annotation, without outline (fair split, DESIGN.md §7)",
-            "validation_anomalies": "SIMULATED: blurred-disk lesions inserted into held-out training slices",
+            "validation_anomalies": "SIMULATED: 'tissue' lesions (another tissue's intensity) inserted into held-out training slices",
         },
         "device": str(ctx.device),
         "models": {},
