@@ -121,7 +121,7 @@ def _run_score(args: argparse.Namespace) -> int:
         force=args.force,
         overwrite=args.overwrite,
         include_identifiers=args.include_identifiers,
-        progress=True,
+        progress=_show_progress(),
     )
     cases, failures = report["cases"], report["failures"]
     anomalous = sum(c["label"] for c in cases)
@@ -161,7 +161,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     # main() has refused an output holding results (unless --overwrite) under the output's lock; the lock
     # file itself is in the folder, so run_demo's own emptiness check is satisfied here
-    report = run_demo(args.output, overrides=args.overrides, device=args.device, overwrite=True)
+    report = run_demo(args.output, overrides=args.overrides, device=args.device, overwrite=True, progress=_show_progress())
     out = Path(args.output)
     print(f"demo finished in {report['seconds_total']:.0f} s on {report['device']}")
     for name, model in report["models"].items():
@@ -209,7 +209,7 @@ def _run_train(args: argparse.Namespace) -> int:
     ctx = init_distributed(args.device)
     parser = workflow_config(args.network, args.config, args.overrides)
     splits = prepare_splits(parser)
-    result = train_model(parser, splits["train"], splits["val"], args.output, ctx, resume=args.resume, progress=ctx.is_main)
+    result = train_model(parser, splits["train"], splits["val"], args.output, ctx, resume=args.resume, progress=ctx.is_main and _show_progress())
     if ctx.is_main:
         print(f"trained {result.iterations} iterations in {result.seconds:.0f} s; threshold {result.threshold['value']:.4g} "
               f"({result.threshold['method']}); model: {result.model_path}")
@@ -282,7 +282,7 @@ def _run_cv(args: argparse.Namespace) -> int:
 
     ctx = init_distributed(args.device)
     overrides = dict(args.overrides)
-    report = cross_validate(args.network, args.folds, args.output, ctx, overrides, progress=ctx.is_main)
+    report = cross_validate(args.network, args.folds, args.output, ctx, overrides, progress=ctx.is_main and _show_progress())
     path = write_json(report, Path(args.output) / "cv_report.json")
     for name, res in report["networks"].items():
         mean, std = res["mean_std"]["auroc"]
@@ -330,6 +330,12 @@ _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callabl
     "convert": (_add_convert_parser, _run_convert),
     "manifest": (_add_manifest_parser, _run_manifest),
 }
+
+
+def _show_progress() -> bool:
+    """Progress bars only on a terminal: piped into a log file or CI they are noise, and an error
+    line printed after a half-drawn bar would share its line."""
+    return sys.stderr.isatty()
 
 
 def _model_file(path: str) -> str:
