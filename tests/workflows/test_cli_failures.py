@@ -17,32 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-import nibabel as nib
 import pytest
 import torch
 
 from mama_monai.cli import main
 from mama_monai.data import load_demo_ct
-from mama_monai.engines.checkpoint import save_model
-from mama_monai.networks import ConvAutoEncoder
 
 REPO = Path(__file__).resolve().parents[2]
 INTERRUPTED = "interrupted (Ctrl-C); the files already written are complete, no partial file was left."
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("files")
-    torch.manual_seed(0)
-    config = {
-        "network_def": {"_target_": "mama_monai.networks.ConvAutoEncoder", "spatial_dims": 2, "in_channels": 1, "channels": [4, 8]},
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT"},
-        "scoring": {"sigma": 1.0, "reduction": "max"},
-    }
-    model = save_model(root / "run" / "model.pt", ConvAutoEncoder(2, 1, channels=(4, 8)), config, {"value": 0.05, "method": "quantile"})
-    crop = root / "ct.nii.gz"
-    nib.save(nib.load(load_demo_ct()["image"]).slicer[:, :, 60:63], crop)
-    return {"model": model, "crop": crop}
 
 
 def _one_line(text: str, command: str) -> str:

@@ -12,27 +12,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from mama_monai.data import load_demo_ct
-from mama_monai.engines.checkpoint import save_model
-from mama_monai.networks import ConvAutoEncoder
 from mama_monai.workflows.scoring import score_cases
 from tests.data.conftest import write_series
+from tests.model_files import tiny_model_file
 
 
 @pytest.fixture(scope="module")
 def zero_model(tmp_path_factory):
-    net = ConvAutoEncoder(2, 1, channels=(4, 8))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.zero_()
-    config = {
-        "network_def": {"_target_": "mama_monai.networks.ConvAutoEncoder", "spatial_dims": 2, "in_channels": 1, "channels": [4, 8]},
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [64, 64], "modality": "CT"},
-        "scoring": {"sigma": 0.0, "reduction": "max"},
-    }
-    return save_model(tmp_path_factory.mktemp("zero") / "model.pt", net.eval(), config, {"value": 1.0, "method": "quantile"})
+    scoring = {"sigma": 0.0, "reduction": "max"}
+    return tiny_model_file(tmp_path_factory.mktemp("zero") / "model.pt", 1.0, spatial_size=(64, 64), scoring=scoring, zero=True)
 
 
 @pytest.fixture(scope="module")

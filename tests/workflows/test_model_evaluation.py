@@ -15,15 +15,13 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from mama_monai.cli import main
 from mama_monai.data.demo import demo_manifest, load_demo_ct
 from mama_monai.data.manifest import Manifest, ManifestCase, write_manifest
-from mama_monai.engines import save_model
-from mama_monai.networks import ConvAutoEncoder
 from mama_monai.workflows.bundle import BundleEvaluator
 from mama_monai.workflows.config import configs_dir, load_config
+from tests.model_files import tiny_model_file
 
 N_DEMO_TEST = 39  # the demo's test split: 11 nodule slices + 28 matched normal slices
 BROKEN_TEST = ("truncated_1", "truncated_2")
@@ -33,14 +31,7 @@ BAD_ROW = "ct_slice_999"
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """A tiny (untrained) ConvAutoEncoder model file for ct_lung at 32 x 32."""
-    torch.manual_seed(0)
-    config = {
-        "network_def": {"_target_": "mama_monai.networks.ConvAutoEncoder", "spatial_dims": 2, "in_channels": 1, "channels": [4, 8]},
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT"},
-        "scoring": {"sigma": 1.0, "reduction": "max"},
-    }
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    return save_model(path, ConvAutoEncoder(2, 1, channels=(4, 8)), config, {"value": 0.01, "method": "quantile"})
+    return tiny_model_file(tmp_path_factory.mktemp("model") / "model.pt", 0.01)
 
 
 @pytest.fixture(scope="module")
@@ -155,20 +146,13 @@ def test_evaluate_refuses_to_guess_the_test_split(payload, message):
 
 def test_cli_evaluate_uses_the_training_manifest_and_records_it(manifest, tmp_path, capsys):
     """The first release evaluated any model without --data#manifest on the embedded CT demo."""
-    config = {
-        "network_def": {"_target_": "mama_monai.networks.ConvAutoEncoder", "spatial_dims": 2, "in_channels": 1, "channels": [4, 8]},
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": str(manifest), "fold": None},
-        "scoring": {"sigma": 1.0, "reduction": "max"},
-    }
-    torch.manual_seed(0)
-    model = save_model(tmp_path / "model.pt", ConvAutoEncoder(2, 1, channels=(4, 8)), config, {"value": 0.01, "method": "quantile"})
+    model = tiny_model_file(tmp_path / "model.pt", 0.01, manifest=str(manifest), fold=None)
     out = tmp_path / "eval"
     assert main(["evaluate", "--model", str(model), "--output", str(out), "--device", "cpu"]) == 1  # the damaged rows fail
     report = json.loads((out / "report.json").read_text())
     assert report["test_split"]["manifest"] == str(manifest) == report["test_split"]["trained_with"]
     assert report["n_cases"] == N_DEMO_TEST + len(BROKEN_TEST) + 1
-    moved = dict(config, preprocessing=dict(config["preprocessing"], manifest=str(tmp_path / "gone.json")))
-    save_model(tmp_path / "moved.pt", ConvAutoEncoder(2, 1, channels=(4, 8)), moved, {"value": 0.01, "method": "quantile"})
+    tiny_model_file(tmp_path / "moved.pt", 0.01, manifest=str(tmp_path / "gone.json"), fold=None)
     capsys.readouterr()
     assert main(["evaluate", "--model", str(tmp_path / "moved.pt"), "--output", str(tmp_path / "eval2"), "--device", "cpu"]) == 2
     assert "gone.json', which does not exist here; pass --data#manifest" in capsys.readouterr().err

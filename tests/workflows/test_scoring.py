@@ -15,12 +15,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
-import torch
 
 from mama_monai.cli import main
 from mama_monai.data import load_demo_ct, load_image
-from mama_monai.engines.checkpoint import CheckpointError, save_model
-from mama_monai.networks import ConvAutoEncoder
+from mama_monai.engines.checkpoint import CheckpointError
 from mama_monai.workflows.scoring import (
     REPORT_COLUMNS,
     ModalityMismatchError,
@@ -28,29 +26,13 @@ from mama_monai.workflows.scoring import (
     score_cases,
 )
 from tests.data.conftest import write_series
+from tests.model_files import tiny_model_file
 
 PATIENT_NAME, PATIENT_ID = "Synthetic^Patient", "SYNTH-0001"  # what write_series puts in every header
-NETWORK_DEF = {
-    "_target_": "mama_monai.networks.ConvAutoEncoder",
-    "spatial_dims": 2,
-    "in_channels": 1,
-    "channels": [4, 8],
-}
 
 
 def _model(path: Path, threshold: float, modality: str | None = "CT") -> Path:
-    torch.manual_seed(0)
-    config = {
-        "network_def": NETWORK_DEF,
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": modality},
-        "scoring": {"sigma": 1.0, "reduction": "max"},
-    }
-    return save_model(
-        path,
-        ConvAutoEncoder(2, 1, channels=(4, 8)),
-        config,
-        {"value": threshold, "method": "quantile", "quantile": 0.95},
-    )
+    return tiny_model_file(path, {"value": threshold, "method": "quantile", "quantile": 0.95}, modality)
 
 
 def _volume(slices: int = 4) -> np.ndarray:
