@@ -66,6 +66,21 @@ def write_json(data: dict[str, Any], path: Path) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
+def _model_report(network: str, result: Any, evaluation: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """One model's entry in ``report.json``: what was trained, its threshold, validation and test."""
+    return {
+        "network": network,
+        "parameters": sum(p.numel() for p in result.network.parameters()),
+        "model_file": str(result.model_path),
+        "iterations": result.iterations,
+        "train_seconds": round(result.seconds, 1),
+        "seconds": round(seconds, 1),
+        "threshold": result.threshold,
+        "validation": result.history,
+        "test": evaluation,
+    }
+
+
 def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, device: str = "auto", overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Run the demo into ``output_dir``; returns the report (also written to ``report.json``).
 
@@ -110,17 +125,7 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
         evaluation = evaluate_items(
             result.network, scoring, result.threshold, splits["test"], ctx.device, output_dir / "plots", name=name, seed=int(parser["seed"])
         )
-        report["models"][name] = {
-            "network": network,
-            "parameters": sum(p.numel() for p in result.network.parameters()),
-            "model_file": str(result.model_path),
-            "iterations": result.iterations,
-            "train_seconds": round(result.seconds, 1),
-            "seconds": round(time.perf_counter() - t0, 1),
-            "threshold": result.threshold,
-            "validation": result.history,
-            "test": evaluation,
-        }
+        report["models"][name] = _model_report(network, result, evaluation, time.perf_counter() - t0)
     ct = load_demo_ct()
     scores = score_cases(output_dir / "model.pt", [ct["image"]], output_dir / "scores", device=str(ctx.device), overwrite=overwrite)
     report["scoring"] = {"input": str(ct["image"]), "output": str(output_dir / "scores"), "cases": scores.get("cases", scores)}

@@ -106,21 +106,29 @@ def evaluate_items(
         for it, s, e, n in zip(items, scores, mean_error, normality)
     ]
     if plots_dir is not None:
-        plots_dir = Path(plots_dir)
-        plots_dir.mkdir(parents=True, exist_ok=True)
-        paths = [
-            plot_roc(scores, labels, plots_dir / f"{name}_roc.png", title=f"{name}: ROC", threshold=threshold),
-            plot_score_histograms(scores, labels, plots_dir / f"{name}_score_histograms.png", threshold=threshold, title=f"{name}: anomaly scores"),
-            plot_normality_per_case(normality, labels, plots_dir / f"{name}_normality.png", title=f"{name}: normality score per case (Eq. 14)"),
-            plot_montage(
-                out["image"][:, 0],
-                out["pred"][:, 0],
-                out["map"][:, 0],
-                labels,
-                plots_dir / f"{name}_montage.png",
-                titles=[f"{it['case_id']} ({'anomalous' if it['label'] else 'normal'})" for it in items],
-                masks=masks,
-            ),
-        ]
-        report["plots"] = [str(p) for p in paths]
+        report["plots"] = _plots(out, labels, normality, masks, items, threshold, Path(plots_dir), name)
     return report
+
+
+def _plots(
+    out: dict[str, np.ndarray], labels: np.ndarray, normality: np.ndarray, masks: np.ndarray, items: Sequence[dict],
+    threshold: float, plots_dir: Path, name: str,
+) -> list[str]:
+    """ROC, score histograms, normality per case (paper Fig. 6) and the montage (Fig. 4-5) as ``<name>_*.png``."""
+    scores = out["score"]
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    paths = [
+        plot_roc(scores, labels, plots_dir / f"{name}_roc.png", title=f"{name}: ROC", threshold=threshold),
+        plot_score_histograms(scores, labels, plots_dir / f"{name}_score_histograms.png", threshold=threshold, title=f"{name}: anomaly scores"),
+        plot_normality_per_case(normality, labels, plots_dir / f"{name}_normality.png", title=f"{name}: normality score per case (Eq. 14)"),
+        plot_montage(
+            out["image"][:, 0],
+            out["pred"][:, 0],
+            out["map"][:, 0],
+            labels,
+            plots_dir / f"{name}_montage.png",
+            titles=[f"{it['case_id']} ({'anomalous' if it['label'] else 'normal'})" for it in items],
+            masks=masks,
+        ),
+    ]
+    return [str(p) for p in paths]

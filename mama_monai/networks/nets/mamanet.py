@@ -106,12 +106,7 @@ class MAMANet(nn.Module):
         out_channels = in_channels if out_channels is None else out_channels
         check_positive_int("out_channels", out_channels)
         channels = check_widths("channels", channels)
-        decoder_channels = tuple(reversed(channels[:-1])) if decoder_channels is None else tuple(decoder_channels)
-        if len(decoder_channels) != len(channels) - 1:
-            raise ValueError(
-                f"decoder_channels must have len(channels) - 1 = {len(channels) - 1} values, got {decoder_channels!r}."
-            )
-        decoder_channels = check_widths("decoder_channels", decoder_channels, minimum_count=0)
+        decoder_channels = self._check_decoder_channels(channels, decoder_channels)
         check_choice("memory_mode", memory_mode, MEMORY_MODES)
         check_positive_int("num_slots", num_slots)
 
@@ -157,6 +152,14 @@ class MAMANet(nn.Module):
         return HashMemory(num_slots, feature_dim, **memory_args)
 
     # ------------------------------------------------------------------ size bookkeeping
+    @staticmethod
+    def _check_decoder_channels(channels: Tuple[int, ...], decoder_channels: Optional[Sequence[int]]) -> Tuple[int, ...]:
+        """``decoder_channels`` (default ``channels[:-1]`` reversed), ``len(channels) - 1`` positive widths."""
+        widths = tuple(reversed(channels[:-1])) if decoder_channels is None else tuple(decoder_channels)
+        if len(widths) != len(channels) - 1:
+            raise ValueError(f"decoder_channels must have len(channels) - 1 = {len(channels) - 1} values, got {widths!r}.")
+        return check_widths("decoder_channels", widths, minimum_count=0)
+
     def _check_img_size(self, img_size, spatial_dims: int, memory_mode: str) -> Optional[List[int]]:
         if img_size is None:
             if memory_mode == "global":
