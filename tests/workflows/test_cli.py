@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from mama_monai.cli import _COMMANDS, main
-from mama_monai.engines import save_model
-from mama_monai.networks import ConvAutoEncoder
 from tests.data.conftest import write_series
+from tests.model_files import tiny_model_file
 
 KEY_OPTIONS = {
     "demo": ["--output", "--device", "--overwrite", "--KEY VALUE"],
@@ -102,20 +100,7 @@ def test_cv_on_the_demo_manifest_without_folds_is_refused(tmp_path, tiny, capsys
 
 @pytest.fixture
 def ct_model(tmp_path):
-    torch.manual_seed(0)
-    config = {
-        "network_def": {
-            "_target_": "mama_monai.networks.ConvAutoEncoder",
-            "spatial_dims": 2,
-            "in_channels": 1,
-            "channels": [4, 8],
-        },
-        "preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT"},
-        "scoring": {"sigma": 1.0, "reduction": "max"},
-    }
-    return save_model(
-        tmp_path / "ct_model.pt", ConvAutoEncoder(2, 1, channels=(4, 8)), config, {"value": 0.1, "method": "quantile"}
-    )
+    return tiny_model_file(tmp_path / "ct_model.pt", 0.1)
 
 
 def test_score_refuses_an_mr_series_for_a_ct_model_unless_forced(ct_model, tmp_path, capsys):
