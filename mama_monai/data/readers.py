@@ -1,4 +1,4 @@
-"""A MONAI ``ImageReader`` built on SimpleITK: DICOM series folders, DICOM files, NIfTI, PNG/JPEG.
+"""A MONAI ``ImageReader`` built on SimpleITK: DICOM series folders, DICOM files, NIfTI, NRRD, MetaImage, PNG/JPEG/TIFF.
 
 MONAI's ``ITKReader`` needs the ``itk`` package; this project's stack is SimpleITK, so this reader
 gives ``LoadImage`` / ``LoadImaged`` the same behaviour on SimpleITK (DESIGN.md §3):
@@ -26,7 +26,10 @@ Inputs, chosen by what the path is (not only by its suffix):
 - ``.nii`` / ``.nii.gz`` → read with nibabel (as MONAI's ``NibabelReader``: ``img.affine`` is
   already RAS), because ITK refuses NIfTI files whose affine is not orthonormal (sheared), which
   nibabel and MONAI accept; 2D or 3D, a 4D image with more than one volume is refused;
-- ``.png`` / ``.jpg`` / ``.jpeg`` → 2D.
+- ``.nrrd`` / ``.nhdr`` (3D Slicer's default) and ``.mha`` / ``.mhd`` (ITK's MetaImage) → read by
+  ``SimpleITK.ReadImage`` with their origin, spacing and direction (``source_format`` ``volume``);
+- ``.png`` / ``.jpg`` / ``.jpeg`` / ``.tif`` / ``.tiff`` → 2D, at the file's own bit depth (a 16-bit
+  radiograph keeps its 0..65535 values; the preset's window scales them).
 
 NaN policy: non-finite voxels (NaN, ±inf) raise :class:`ImageLoadError` naming the file and the
 count (``nan_policy="error"``, default: a silent fill would create false anomalies), or are
@@ -70,10 +73,14 @@ from mama_monai.data.dicom_series import (
 )
 from mama_monai.data.errors import ImageLoadError, first_line
 
-__all__ = ["SimpleITKReader", "NIFTI_SUFFIXES", "IMAGE_SUFFIXES", "DEFAULT_MAX_IMAGE_BYTES"]
+__all__ = ["SimpleITKReader", "NIFTI_SUFFIXES", "VOLUME_SUFFIXES", "IMAGE_SUFFIXES", "INPUT_SUFFIXES", "DEFAULT_MAX_IMAGE_BYTES"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: NRRD (3D Slicer) and MetaImage (ITK): read by SimpleITK with their geometry
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+#: every file suffix an input may have besides DICOM (which is recognised by its content)
+INPUT_SUFFIXES = NIFTI_SUFFIXES + VOLUME_SUFFIXES + IMAGE_SUFFIXES
 #: default ``max_image_bytes``: 8 GiB of voxel data, far above any CT or MR volume (a 512 x 512 x 2000
 #: CT is 1 GiB); a header claiming more is refused before anything is allocated
 DEFAULT_MAX_IMAGE_BYTES = 8 * 2**30
@@ -103,7 +110,7 @@ def _suffix(path: Path) -> str:
 
 
 class SimpleITKReader(ImageReader):
-    """Load DICOM series/files, NIfTI and PNG/JPEG with SimpleITK, with MONAI's ITKReader conventions.
+    """Load DICOM series/files, NIfTI, NRRD, MetaImage and PNG/JPEG/TIFF with SimpleITK, with MONAI's ITKReader conventions.
 
     Args:
         series_uid: SeriesInstanceUID to read from a folder holding several series (default
@@ -149,10 +156,10 @@ class SimpleITKReader(ImageReader):
         self.spacing_tolerance = spacing_tolerance
 
     def verify_suffix(self, filename: Sequence[PathLike] | PathLike) -> bool:
-        """Whether every path is a folder, a NIfTI/PNG/JPEG name or a DICOM file."""
+        """Whether every path is a folder, a NIfTI/NRRD/MetaImage/PNG/JPEG/TIFF name or a DICOM file."""
         for name in ensure_tuple(filename):
             path = Path(name)
-            if not (path.is_dir() or _suffix(path) in NIFTI_SUFFIXES + IMAGE_SUFFIXES or _is_dicom(path)):
+            if not (path.is_dir() or _suffix(path) in INPUT_SUFFIXES or _is_dicom(path)):
                 return False
         return True
 
@@ -180,12 +187,13 @@ class SimpleITKReader(ImageReader):
             loaded = _from_sitk(self._read_series(path, series_uid))
         elif _suffix(path) in NIFTI_SUFFIXES:
             loaded = _read_nifti(path, self.max_image_bytes)
-        elif _suffix(path) in IMAGE_SUFFIXES:
+        elif _suffix(path) in VOLUME_SUFFIXES + IMAGE_SUFFIXES:
             try:
                 image = sitk.ReadImage(str(path))
             except RuntimeError as err:
                 raise ImageLoadError(path, f"cannot read image file ({first_line(err)})") from err
-            image.SetMetaData(META_PREFIX + "source_format", "image")
+            kind = "volume" if _suffix(path) in VOLUME_SUFFIXES else "image"
+            image.SetMetaData(META_PREFIX + "source_format", kind)
             loaded = _from_sitk(image)
         elif _is_dicom(path):
             image = read_dicom_file(path, apply_voi_lut=self.apply_voi_lut)
@@ -199,7 +207,7 @@ class SimpleITKReader(ImageReader):
             raise ImageLoadError(
                 path,
                 f"unsupported file type (suffix {_suffix(path) or 'none'!r}, not DICOM); expected a DICOM "
-                f"folder or file, {', '.join(NIFTI_SUFFIXES + IMAGE_SUFFIXES)}",
+                f"folder or file, {', '.join(INPUT_SUFFIXES)}",
             )
         if self.to_grayscale and loaded.vector:
             weights = np.asarray([0.299, 0.587, 0.114], dtype=np.float32)

@@ -39,7 +39,7 @@ __all__ = ["REDACTED", "FILE_PLACEHOLDER", "ScoreInput", "inspect_inputs"]
 REDACTED = "[redacted]"
 FILE_PLACEHOLDER = "[file]"
 _IDENTIFIER_TAGS = ("Modality", "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs")
-_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".dicom", ".png", ".jpg", ".jpeg")
+_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 _RESERVED = ("scores.csv", "scores.json")
 _MIN_NAME = 3  # shorter names ("1", "ct") are not searched for in texts: they would mangle words and numbers
 

@@ -236,3 +236,32 @@ def test_slightly_uneven_slice_gaps_give_one_warning_and_no_itk_chatter(tmp_path
     assert len(ours) == 1 and "gaps of 2.500 mm varying by up to 0.100 mm" in ours[0]
     printed = capfd.readouterr()
     assert "Non uniform sampling" not in printed.err + printed.out and "WARNING: In" not in printed.err
+
+
+@pytest.mark.parametrize("suffix", [".nrrd", ".mha", ".mhd"])
+def test_nrrd_and_metaimage_match_nibabel_on_the_real_ct(tmp_path, suffix):
+    """The embedded real CT (a crop) written by SimpleITK as NRRD / MetaImage reads back with the
+    NIfTI's shape, voxels and RAS affine as nibabel gives them (3D Slicer's and ITK's formats)."""
+    from mama_monai.data import load_demo_ct
+
+    source = nib.load(load_demo_ct()["image"])
+    crop = source.slicer[40:72, 30:60, 60:64]
+    nib.save(crop, tmp_path / "crop.nii.gz")
+    sitk.WriteImage(sitk.ReadImage(str(tmp_path / "crop.nii.gz")), str(tmp_path / f"crop{suffix}"))
+    ours = load_image(tmp_path / f"crop{suffix}")
+    assert ours.shape == (1, *crop.shape)
+    np.testing.assert_array_equal(ours.as_tensor()[0].numpy(), np.asarray(crop.dataobj))
+    np.testing.assert_allclose(ours.affine.numpy(), crop.affine, atol=1e-4)
+    assert ours.meta["source_format"] == "volume"
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_radiograph_keeps_its_values(tmp_path, suffix):
+    """A 16-bit grayscale PNG / TIFF is read at full depth (values above 255 kept), as PIL reads it."""
+    pixels = np.random.default_rng(2).integers(0, 65535, size=(11, 7), dtype=np.uint16)
+    Image.fromarray(pixels).save(tmp_path / f"cxr{suffix}")
+    reference = np.asarray(Image.open(tmp_path / f"cxr{suffix}"))
+    assert reference.max() > 255  # the file really is 16-bit
+    ours = load_image(tmp_path / f"cxr{suffix}")
+    assert ours.shape == (1, 7, 11)  # (C, W, H)
+    np.testing.assert_array_equal(ours.as_tensor()[0].numpy().T, reference)
