@@ -121,7 +121,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     from mama_monai.workflows.config import workflow_config
     from mama_monai.workflows.distributed import init_distributed
     from mama_monai.workflows.evaluation import evaluate_items
-    from mama_monai.workflows.training import score_items, train_model
+    from mama_monai.engines import score_items
+    from mama_monai.workflows.training import train_model
     from mama_monai.engines import AnomalyMap, anomaly_map_args
 
     over = _task_overrides(job["task"], job["size"], job["iterations"], job["interval"])

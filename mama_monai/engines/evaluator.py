@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Dict, Optional
 
+import numpy as np
 import torch
+from ignite.engine import Events
+from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator
 from monai.utils import CommonKeys as Keys
 
 from mama_monai.engines.anomaly_map import AnomalyMap
 from mama_monai.engines.batches import batch_images, in_layout
 
-__all__ = ["AnomalyEvaluator"]
+__all__ = ["AnomalyEvaluator", "score_items"]
+
+_ITEM_KEYS = ("image", "label")
 
 
 class AnomalyEvaluator(SupervisedEvaluator):
@@ -55,3 +61,34 @@ class AnomalyEvaluator(SupervisedEvaluator):
             output[Keys.LABEL] = torch.as_tensor(batchdata[Keys.LABEL]).reshape(-1).cpu()
         engine.state.output = output
         return output
+
+
+def score_items(
+    network: torch.nn.Module,
+    anomaly_map: AnomalyMap,
+    items: Sequence[dict],
+    device: torch.device,
+    batch_size: int = 16,
+    amp: bool = False,
+    memory_format: Optional[torch.memory_format] = None,
+) -> Dict[str, np.ndarray]:
+    """Run an :class:`AnomalyEvaluator` over ``items`` (dicts with ``image`` and ``label``); gather
+    ``score``, ``label``, ``map``, ``image`` and ``pred`` (reconstruction) as numpy arrays in item
+    order. ``network`` may be compiled; ``memory_format`` is the input layout it wants (channels-last)."""
+    collected: Dict[str, list] = {"score": [], "label": [], "map": [], "image": [], "pred": []}
+    evaluator = AnomalyEvaluator(
+        anomaly_map=anomaly_map,
+        device=device,
+        val_data_loader=DataLoader(Dataset([{k: it[k] for k in _ITEM_KEYS} for it in items]), batch_size=batch_size),
+        network=network,
+        amp=amp,
+        memory_format=memory_format,
+    )
+
+    @evaluator.on(Events.ITERATION_COMPLETED)
+    def _gather(engine):
+        for key in collected:
+            collected[key].append(engine.state.output[key].float().numpy() if key != "label" else engine.state.output[key].numpy())
+
+    evaluator.run()
+    return {k: np.concatenate(v) for k, v in collected.items()}

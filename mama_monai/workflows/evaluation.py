@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from mama_monai.engines import AnomalyMap, anomaly_map_args
+from mama_monai.engines import AnomalyMap, anomaly_map_args, score_items
 from mama_monai.evaluation import (
     bootstrap_auroc_ci,
     image_metrics,
@@ -22,7 +22,6 @@ from mama_monai.evaluation import (
     plot_roc,
     plot_score_histograms,
 )
-from mama_monai.workflows.training import score_items
 
 __all__ = ["evaluate_items"]
 

@@ -1,0 +1,121 @@
+"""What a training run tracks between validations: history, best network, early stopping.
+
+:class:`TrainingProgress` is the state (saved in every ``last_*.pt`` checkpoint so that a resumed
+run loses nothing); :class:`ValidationRecorder` is the ignite handler that, after each
+validation, records one row (iteration, loss, slot usage, validation AUROC), warns when a memory
+network has collapsed, writes the best network so far and stops training early.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from torch import nn
+
+from mama_monai.atomic import atomic_write
+
+__all__ = ["TrainingProgress", "ValidationRecorder", "warn_unused_memory"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingProgress:
+    """What a resumed run must not lose, saved in every ``last_*.pt`` checkpoint: the validation
+    history, the best validation AUROC and the early-stopping count.
+
+    ``update(row)`` records one validation and says whether it is the best so far (rows without
+    ``val_auroc`` never are); ``should_stop()`` is True after ``patience`` validations without
+    improvement (``patience`` 0 never stops).
+    """
+
+    def __init__(self, patience: int = 0) -> None:
+        self.patience = patience
+        self.history: list[dict[str, Any]] = []
+        self.best: float | None = None
+        self.stale = 0
+
+    def update(self, row: dict[str, Any]) -> bool:
+        self.history.append(row)
+        value = row.get("val_auroc")
+        if value is None:
+            return False
+        if self.best is None or value > self.best:
+            self.best, self.stale = value, 0
+            return True
+        self.stale += 1
+        return False
+
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.stale >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": list(self.history), "best": self.best, "stale": self.stale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state["history"])
+        self.best = state["best"]
+        self.stale = int(state["stale"])
+
+
+def warn_unused_memory(network: nn.Module, row: dict[str, Any]) -> None:
+    """Log a warning when a memory network read fewer than 10 % of its slots in the last block:
+    a collapsed memory (DESIGN.md §8) must not pass silently."""
+    memory = getattr(network, "memory", None)
+    num_slots = getattr(memory, "num_slots", None)
+    if num_slots and row["slots_used"] < 0.1 * num_slots:
+        logger.warning(
+            "memory collapse: %d of %d slots read in the validation block ending at iteration %d (perplexity %.1f)",
+            row["slots_used"], num_slots, row["iteration"], row["slot_perplexity"],
+        )  # fmt: skip
+
+
+class ValidationRecorder:
+    """After each validation (the evaluator's ``EPOCH_COMPLETED``): one history row, the best
+    network to ``best_path`` (on the main process, atomically) and early stopping.
+
+    Args:
+        trainer: the training engine (its iteration, last loss and slot metrics go into the row).
+        network: the unwrapped network whose weights are saved as the best.
+        progress: the :class:`TrainingProgress` updated.
+        best_path: where the best network's ``state_dict`` is written.
+        with_auroc: whether the evaluator computes ``val_auroc`` (validation holds anomalies).
+        is_main: whether this process writes files and logs the rows.
+    """
+
+    def __init__(
+        self, trainer: Engine, network: nn.Module, progress: TrainingProgress, best_path: Path, with_auroc: bool, is_main: bool
+    ) -> None:
+        self.trainer, self.network, self.progress = trainer, network, progress
+        self.best_path, self.with_auroc, self.is_main = Path(best_path), with_auroc, is_main
+
+    def attach(self, evaluator: Engine) -> None:
+        evaluator.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def row(self, evaluator: Engine) -> dict[str, Any]:
+        """The history row of the validation that ``evaluator`` has just run."""
+        state = self.trainer.state
+        row = {
+            "iteration": state.iteration,
+            "loss": float(state.output["loss"]),
+            "slots_used": int(state.metrics.get("slots_used", 0)),
+            "slot_perplexity": round(float(state.metrics.get("slot_perplexity", 0.0)), 2),
+        }
+        if self.with_auroc:
+            row["val_auroc"] = float(evaluator.state.metrics["val_auroc"])
+        return row
+
+    def __call__(self, evaluator: Engine) -> None:
+        row = self.row(evaluator)
+        warn_unused_memory(self.network, row)
+        improved = self.progress.update(row)
+        if self.is_main:
+            logger.info("validation %s", row)
+            if improved:
+                atomic_write(self.best_path, lambda f: torch.save(self.network.state_dict(), f))
+        if self.progress.should_stop():
+            logger.info("early stopping: no better val_auroc in %d validations", self.progress.patience)
+            self.trainer.terminate()
