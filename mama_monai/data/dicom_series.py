@@ -293,6 +293,13 @@ def validate_series(series: SeriesInfo, folder: str | PathLike | None = None, to
     names = [Path(f).name for f in series.files]
     if series.number_of_frames > 1:
         raise ImageLoadError(where, f"series {series.uid} has {len(names)} multi-frame files; load one file at a time")
+    _check_one_size(series, names, where)
+    _check_one_orientation(series, names, where)
+    if series.positions:
+        _check_spacing(series, names, where, tolerance)
+
+
+def _check_one_size(series: SeriesInfo, names: list[str], where: Path) -> None:
     size_counts: dict[tuple[int, int], int] = {}
     for size in series.sizes:
         size_counts[size] = size_counts.get(size, 0) + 1
@@ -304,6 +311,9 @@ def validate_series(series: SeriesInfo, folder: str | PathLike | None = None, to
             f"series {series.uid} mixes image sizes: most files are {common[0]}x{common[1]} (rows x columns) "
             f"but {', '.join(odd[:5])}{' ...' if len(odd) > 5 else ''} differ; expected one size per series",
         )
+
+
+def _check_one_orientation(series: SeriesInfo, names: list[str], where: Path) -> None:
     if any(o is not None for o in series.orientations):
         ref = next(o for o in series.orientations if o is not None)
         odd = [
@@ -315,8 +325,9 @@ def validate_series(series: SeriesInfo, folder: str | PathLike | None = None, to
             raise ImageLoadError(
                 where, f"series {series.uid} mixes slice orientations ({', '.join(odd[:5])} differ from {names[0]})"
             )
-    if not series.positions:
-        return
+
+
+def _check_spacing(series: SeriesInfo, names: list[str], where: Path, tolerance: float) -> None:
     gaps = np.diff(np.asarray(series.positions))
     spacing = float(np.median(gaps))
     duplicate = np.flatnonzero(np.abs(gaps) < 1e-3)

@@ -292,6 +292,32 @@ def _file_items(
     return items, failures
 
 
+def _log_loading(loaded: int, total: int, failed: int, counts: dict[str, Any], stats: dict[str, Any] | None) -> None:
+    """One log line for a loading run; ``counts`` (files, num_workers, cache hits/misses, seconds)
+    into ``stats`` when it is a dict."""
+    logger.info(
+        "loaded %d of %d case(s) (%d failed) from %d file(s) with %d worker process(es) in %.1f s "
+        "(cache: %d hit(s), %d miss(es))",
+        loaded, total, failed, counts["files"], counts["num_workers"], counts["seconds"],
+        counts["cache_hits"], counts["cache_misses"],
+    )  # fmt: skip
+    if stats is not None:
+        stats.update(counts)
+
+
+def _jobs_by_file(manifest: Manifest, cases: Sequence[ManifestCase]) -> tuple[dict[Path, list[ManifestCase]], list[dict]]:
+    """The cases grouped by image file (first-seen order), and one decoding job per file: its
+    path and the distinct mask files of its cases."""
+    by_file: dict[Path, list[ManifestCase]] = defaultdict(list)
+    for case in cases:
+        by_file[_image_path(manifest, case.image)].append(case)
+    jobs = []
+    for path, file_cases in by_file.items():
+        masks = dict.fromkeys(str(_image_path(manifest, c.mask)) for c in file_cases if c.mask is not None)
+        jobs.append({"path": str(path), "masks": list(masks)})
+    return by_file, jobs
+
+
 def load_case_slices(
     manifest: Manifest,
     cases: Sequence[ManifestCase],
@@ -335,13 +361,7 @@ def load_case_slices(
     num_workers = check_num_workers(num_workers)
     cache_path = check_cache_dir(cache_dir)
     loader = _FileLoader(preset, spatial_size, cache_path)  # a bad preset or size fails here, once
-    by_file: dict[Path, list[ManifestCase]] = defaultdict(list)
-    for case in cases:
-        by_file[_image_path(manifest, case.image)].append(case)
-    jobs = []
-    for path, file_cases in by_file.items():
-        masks = dict.fromkeys(str(_image_path(manifest, c.mask)) for c in file_cases if c.mask is not None)
-        jobs.append({"path": str(path), "masks": list(masks)})
+    by_file, jobs = _jobs_by_file(manifest, cases)
     workers = auto_num_workers(_to_decode(loader, jobs)) if num_workers is None else min(num_workers, len(jobs))
     items: dict[str, dict[str, Any]] = {}
     failures: list[CaseFailure] = []
@@ -352,14 +372,8 @@ def load_case_slices(
         loaded, failed = _file_items(manifest, file_cases, result)
         items.update((item["case_id"], item) for item in loaded)
         failures += failed
-    seconds = time.perf_counter() - start
-    logger.info(
-        "loaded %d of %d case(s) (%d failed) from %d file(s) with %d worker process(es) in %.1f s "
-        "(cache: %d hit(s), %d miss(es))",
-        len(items), len(cases), len(failures), len(jobs), workers, seconds, hits, misses,
-    )  # fmt: skip
-    if stats is not None:
-        stats.update(files=len(jobs), num_workers=workers, cache_hits=hits, cache_misses=misses, seconds=seconds)
+    counts = {"files": len(jobs), "num_workers": workers, "cache_hits": hits, "cache_misses": misses}
+    _log_loading(len(items), len(cases), len(failures), dict(counts, seconds=time.perf_counter() - start), stats)
     order = {c.case_id: i for i, c in enumerate(cases)}
     failures.sort(key=lambda f: order[f.case_id])
     return [items[c.case_id] for c in cases if c.case_id in items], failures
