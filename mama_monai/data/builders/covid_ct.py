@@ -63,51 +63,15 @@ def build_covid_ct(
     root = Path(download_dir)
     if split_source not in ("repo", "paper_counts"):
         raise ValueError(f"split_source must be 'repo' or 'paper_counts', got {split_source!r}.")
-    images: dict[str, dict[str, Path]] = {}
-    for cls in _CLASSES:
-        folder = root / "Images-processed" / f"CT_{cls}"
-        if not folder.is_dir() and folder.with_suffix(".zip").is_file():
-            raise FileNotFoundError(f"{folder} does not exist but {folder.with_suffix('.zip')} does; unzip it in place first.")
-        require_dir(folder, f"COVID-CT {cls} image")
-        images[cls] = {p.name: p for p in list_files(folder, (".png", ".jpg", ".jpeg"))}
-    cases: list[ManifestCase] = []
-
-    def add(cls: str, name: str, split: str) -> None:
-        rel = images[cls][name].relative_to(root).as_posix()
-        cases.append(ManifestCase(case_id=f"{cls.lower()}/{name}", image=rel, label=_CLASSES[cls], split=split))
-
+    images = _class_images(root)
     if split_source == "repo":
-        listed: dict[str, dict[str, list[str]]] = {}
-        missing: list[str] = []
-        for cls in _CLASSES:
-            listed[cls] = {s: _read_split_file(root / "Data-split" / cls / f"{s}CT_{cls}.txt") for s in ("train", "val", "test")}
-            named = {n for names in listed[cls].values() for n in names}
-            missing += [f"Images-processed/CT_{cls}/{n}" for n in named - set(images[cls])]
-            warn_extras(set(images[cls]) - named, f"{root / 'Images-processed' / f'CT_{cls}'}")
-        raise_missing(missing, f"{root} (named in Data-split/)")
-        for name in listed["NonCOVID"]["train"] + listed["NonCOVID"]["val"]:
-            add("NonCOVID", name, "train")
-        for name in listed["NonCOVID"]["test"]:
-            add("NonCOVID", name, "test")
-        for name in listed["COVID"]["test"]:
-            add("COVID", name, "test")
-        left_out = len(listed["COVID"]["train"]) + len(listed["COVID"]["val"])
-        detail = f"repository split files; {left_out} COVID train/val slices left out"
+        split, detail = _repo_split(root, images)
     else:
-        normals, covid = sorted(images["NonCOVID"]), sorted(images["COVID"])
-        if len(normals) <= n_test_normal or len(covid) < n_test_covid:
-            raise ValueError(
-                f"paper_counts needs more than n_test_normal={n_test_normal} non-COVID and at least "
-                f"n_test_covid={n_test_covid} COVID images; found {len(normals)} and {len(covid)}."
-            )
-        rng = np.random.default_rng(seed)
-        test_normals = set(rng.choice(normals, size=n_test_normal, replace=False).tolist())
-        test_covid = set(rng.choice(covid, size=n_test_covid, replace=False).tolist())
-        for name in normals:
-            add("NonCOVID", name, "test" if name in test_normals else "train")
-        for name in sorted(test_covid):
-            add("COVID", name, "test")
-        detail = f"seeded draw (seed={seed}) of {n_test_normal} non-COVID + {n_test_covid} COVID test slices"
+        split, detail = _seeded_split(images, seed, n_test_normal, n_test_covid)
+    cases = [
+        ManifestCase(case_id=f"{cls.lower()}/{name}", image=images[cls][name].relative_to(root).as_posix(), label=_CLASSES[cls], split=part)
+        for cls, name, part in split
+    ]
     n_train = sum(c.split == "train" for c in cases)
     n_test = [sum(c.split == "test" and c.label == k for c in cases) for k in (0, 1)]
     description = (
@@ -115,3 +79,51 @@ def build_covid_ct(
         f"test {n_test[0]} non-COVID + {n_test[1]} COVID (paper: 463; 168 + 100)."
     )
     return Manifest("covid_ct", root.resolve(), cases, None, description)
+
+
+def _class_images(root: Path) -> dict[str, dict[str, Path]]:
+    """``{class: {file name: path}}`` of the two image folders (a still-zipped folder is named)."""
+    images: dict[str, dict[str, Path]] = {}
+    for cls in _CLASSES:
+        folder = root / "Images-processed" / f"CT_{cls}"
+        if not folder.is_dir() and folder.with_suffix(".zip").is_file():
+            raise FileNotFoundError(f"{folder} does not exist but {folder.with_suffix('.zip')} does; unzip it in place first.")
+        require_dir(folder, f"COVID-CT {cls} image")
+        images[cls] = {p.name: p for p in list_files(folder, (".png", ".jpg", ".jpeg"))}
+    return images
+
+
+def _repo_split(root: Path, images: dict[str, dict[str, Path]]) -> tuple[list[tuple[str, str, str]], str]:
+    """``(class, name, split)`` from the repository's split files (non-COVID train + val train on,
+    the test lists test; COVID train/val are left out), and a description of it."""
+    listed: dict[str, dict[str, list[str]]] = {}
+    missing: list[str] = []
+    for cls in _CLASSES:
+        listed[cls] = {s: _read_split_file(root / "Data-split" / cls / f"{s}CT_{cls}.txt") for s in ("train", "val", "test")}
+        named = {n for names in listed[cls].values() for n in names}
+        missing += [f"Images-processed/CT_{cls}/{n}" for n in named - set(images[cls])]
+        warn_extras(set(images[cls]) - named, f"{root / 'Images-processed' / f'CT_{cls}'}")
+    raise_missing(missing, f"{root} (named in Data-split/)")
+    split = [("NonCOVID", n, "train") for n in listed["NonCOVID"]["train"] + listed["NonCOVID"]["val"]]
+    split += [("NonCOVID", n, "test") for n in listed["NonCOVID"]["test"]]
+    split += [("COVID", n, "test") for n in listed["COVID"]["test"]]
+    left_out = len(listed["COVID"]["train"]) + len(listed["COVID"]["val"])
+    return split, f"repository split files; {left_out} COVID train/val slices left out"
+
+
+def _seeded_split(
+    images: dict[str, dict[str, Path]], seed: int, n_test_normal: int, n_test_covid: int
+) -> tuple[list[tuple[str, str, str]], str]:
+    """``(class, name, split)`` of a seeded draw of the paper's test counts, and its description."""
+    normals, covid = sorted(images["NonCOVID"]), sorted(images["COVID"])
+    if len(normals) <= n_test_normal or len(covid) < n_test_covid:
+        raise ValueError(
+            f"paper_counts needs more than n_test_normal={n_test_normal} non-COVID and at least "
+            f"n_test_covid={n_test_covid} COVID images; found {len(normals)} and {len(covid)}."
+        )
+    rng = np.random.default_rng(seed)
+    test_normals = set(rng.choice(normals, size=n_test_normal, replace=False).tolist())
+    test_covid = set(rng.choice(covid, size=n_test_covid, replace=False).tolist())
+    split = [("NonCOVID", n, "test" if n in test_normals else "train") for n in normals]
+    split += [("COVID", n, "test") for n in sorted(test_covid)]
+    return split, f"seeded draw (seed={seed}) of {n_test_normal} non-COVID + {n_test_covid} COVID test slices"

@@ -61,28 +61,8 @@ def build_covid_xray(
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} does not exist; expected the covid-chestxray-dataset repository folder.")
     image_dir = require_dir(download_dir / "images", "covid-chestxray-dataset images")
-    with meta_path.open(newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.DictReader(f)
-        lacking = [c for c in _REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if lacking:
-            raise ValueError(f"{meta_path} lacks columns {lacking}; found {reader.fieldnames}.")
-        rows = list(reader)
-    listed = {r["filename"] for r in rows if r["folder"].strip() == "images"}
-    present = {p.name for p in list_files(image_dir, (".png", ".jpg", ".jpeg"))}
-    covid_rows = [
-        r for r in rows
-        if r["modality"].strip() == "X-ray" and r["folder"].strip() == "images" and "COVID-19" in r["finding"] and (views is None or r.get("view", "").strip() in views)
-    ]
-    raise_missing([r["filename"] for r in covid_rows if r["filename"] not in present], f"{image_dir} (named in metadata.csv)")
-    warn_extras(present - listed, str(image_dir))
-    if not covid_rows:
-        raise ValueError(f"{meta_path}: no X-ray rows with 'COVID-19' in finding (views={views!r}).")
-    normal_files = []
-    for d in normal_dirs:
-        found = list_files(require_dir(d, "normal radiographs"), recursive=True)
-        if not found:
-            raise ValueError(f"normals_dir {d} holds no image files (expected {'/'.join(('png', 'jpg', 'jpeg', 'dcm'))}).")
-        normal_files += found
+    covid_rows = _covid_rows(meta_path, image_dir, views)
+    normal_files = _normal_files(normal_dirs)
     root = Path(os.path.commonpath([download_dir.resolve()] + [p.resolve() for p in normal_dirs]))
     cases: list[ManifestCase] = []
     normal_folds = assign_folds([0] * len(normal_files), folds, seed)
@@ -102,3 +82,36 @@ def build_covid_xray(
         f"{n_covid} COVID images in every test fold (paper: 1583 normal, 225 COVID)."
     )
     return Manifest("covid_xray", root, cases, folds, description)
+
+
+def _covid_rows(meta_path: Path, image_dir: Path, views: Sequence[str] | None) -> list[dict[str, str]]:
+    """The ``metadata.csv`` rows of COVID-19 X-rays in ``images/`` (of ``views``, when given);
+    files named but missing, or a file with no row, are reported."""
+    with meta_path.open(newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.DictReader(f)
+        lacking = [c for c in _REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if lacking:
+            raise ValueError(f"{meta_path} lacks columns {lacking}; found {reader.fieldnames}.")
+        rows = list(reader)
+    listed = {r["filename"] for r in rows if r["folder"].strip() == "images"}
+    present = {p.name for p in list_files(image_dir, (".png", ".jpg", ".jpeg"))}
+    covid_rows = [
+        r for r in rows
+        if r["modality"].strip() == "X-ray" and r["folder"].strip() == "images" and "COVID-19" in r["finding"] and (views is None or r.get("view", "").strip() in views)
+    ]
+    raise_missing([r["filename"] for r in covid_rows if r["filename"] not in present], f"{image_dir} (named in metadata.csv)")
+    warn_extras(present - listed, str(image_dir))
+    if not covid_rows:
+        raise ValueError(f"{meta_path}: no X-ray rows with 'COVID-19' in finding (views={views!r}).")
+    return covid_rows
+
+
+def _normal_files(normal_dirs: Sequence[Path]) -> list[Path]:
+    """The image files under each normals folder (each must hold some)."""
+    normal_files: list[Path] = []
+    for d in normal_dirs:
+        found = list_files(require_dir(d, "normal radiographs"), recursive=True)
+        if not found:
+            raise ValueError(f"normals_dir {d} holds no image files (expected {'/'.join(('png', 'jpg', 'jpeg', 'dcm'))}).")
+        normal_files += found
+    return normal_files
