@@ -51,6 +51,19 @@ def pixel_auroc(maps: ArrayLike, masks: ArrayLike, region: ArrayLike | None = No
     return float(roc_auc_score(gt[inside], m[inside]))
 
 
+def _components_per_case(fg: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components (full connectivity) of each case ``fg[i]``, numbered 1..count across
+    cases so that components never cross cases; 0 is background."""
+    structure = ndimage.generate_binary_structure(fg.ndim - 1, fg.ndim - 1)
+    components = np.zeros(fg.shape, dtype=np.int64)
+    count = 0
+    for i in range(fg.shape[0]):
+        lab, k = ndimage.label(fg[i], structure=structure)
+        components[i] = np.where(lab > 0, lab + count, 0)
+        count += k
+    return components, count
+
+
 def pro_score(
     maps: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None, fpr_limit: float = 0.3
 ) -> float:
@@ -86,13 +99,7 @@ def pro_score(
     if m.ndim < 2:
         raise ValueError(f"maps must be (N, *spatial) or one spatial map, got shape {m.shape}.")
     fg = gt & inside
-    structure = ndimage.generate_binary_structure(m.ndim - 1, m.ndim - 1)
-    components = np.zeros(m.shape, dtype=np.int64)
-    count = 0
-    for i in range(m.shape[0]):  # label per case so that components never cross cases
-        lab, k = ndimage.label(fg[i], structure=structure)
-        components[i] = np.where(lab > 0, lab + count, 0)
-        count += k
+    components, count = _components_per_case(fg)
     background = np.sort(m[~gt & inside])
     thresholds = np.unique(m[inside])[::-1]  # descending: FPR and PRO grow along the curve
     fpr = (background.size - np.searchsorted(background, thresholds, side="left")) / background.size
