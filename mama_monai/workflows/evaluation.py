@@ -21,6 +21,7 @@ from mama_monai.evaluation import (
     plot_normality_per_case,
     plot_roc,
     plot_score_histograms,
+    pro_score,
 )
 
 __all__ = ["evaluate_items"]
@@ -67,12 +68,14 @@ def evaluate_items(
     point) or a number; no operating point is ever chosen on the items evaluated here: without a
     calibrated e_u threshold, its sensitivity / specificity / F1 are not reported. Pixel level,
     where items carry masks: AUROC of the anomaly maps against the masks over the anomalous
-    slices, inside the scoring foreground (``pixel_region``) where the map is defined. With ``plots_dir``: ROC,
+    slices, inside the scoring foreground (``pixel_region``) where the map is defined, and
+    ``pixel_pro``, the per-region overlap (AUPRO up to a false-positive rate of 0.3, normalised;
+    MVTec AD's and anomalib's measure: each lesion weighs the same however small). With ``plots_dir``: ROC,
     score histograms, normality per case (paper Fig. 6) and an input / reconstruction / error
     montage (paper Fig. 4-5), as ``<name>_*.png``.
 
     Returns:
-        ``{"image": {...}, "image_mean_error": {...}, "pixel_auroc": float | None, "cases": [...], "plots": [...]}``.
+        ``{"image": {...}, "image_mean_error": {...}, "pixel_auroc": float | None, "pixel_pro": float | None, "cases": [...], "plots": [...]}``.
     """
     anomaly_map = AnomalyMap(2, **anomaly_map_args(scoring)).to(device)
     threshold, mean_error_threshold = _thresholds(threshold)
@@ -90,6 +93,9 @@ def evaluate_items(
     )
     report["pixel_auroc"] = (
         float(pixel_auroc(out["map"][with_mask, 0], masks[with_mask], region[with_mask])) if with_mask.any() else None
+    )
+    report["pixel_pro"] = (
+        float(pro_score(out["map"][with_mask, 0], masks[with_mask], region[with_mask])) if with_mask.any() else None
     )
     normality = normality_scores(scores)
     report["cases"] = [

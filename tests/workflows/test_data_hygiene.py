@@ -74,3 +74,30 @@ def test_operating_points_come_from_the_model_files_thresholds_never_from_the_te
     bare = evaluate_items(_Echo(0.1), scoring, 0.005, items, torch.device("cpu"))
     assert bare["image_mean_error"]["threshold"] is None and "sensitivity" not in bare["image_mean_error"]
     np.testing.assert_allclose(bare["image_mean_error"]["auroc"], 0.5)
+
+
+class _MissesHalfTheLesion(torch.nn.Module):
+    """Reconstruction = the input, except 0.5 lower on the left half of a 4 x 4 lesion (rows 2-5,
+    columns 2-3): its squared error, 0.25, marks exactly those 8 pixels."""
+
+    spatial_dims = 2
+
+    def forward(self, x):
+        out = x.clone()
+        out[..., 2:6, 2:4] -= 0.5
+        return out
+
+
+def test_pixel_metrics_have_their_known_answers_in_the_evaluation_report():
+    # One anomalous slice with a 4 x 4 mask (16 pixels); the map marks 8 of them, 0 elsewhere.
+    # Pixel AUROC: P(lesion pixel > normal pixel) + 0.5 P(tie) = 0.5 + 0.5 * 0.5 = 0.75.
+    # AUPRO (FPR <= 0.3): the curve (0, 0) -> (0, 0.5) -> (0.3, 0.65), area 0.3 * (0.5 + 0.65) / 2
+    # = 0.1725, normalised by 0.3: 0.575.
+    items = _items([0.5, 0.5], [0, 1])
+    items[1]["mask"] = torch.zeros(1, 8, 8)
+    items[1]["mask"][0, 2:6, 2:6] = 1
+    items[1]["has_mask"] = True
+    report = evaluate_items(_MissesHalfTheLesion(), {"sigma": 0.0, "reduction": "max"}, 0.1, items, torch.device("cpu"))
+    assert report["pixel_region"] == "whole image"
+    assert report["pixel_auroc"] == pytest.approx(0.75)
+    assert report["pixel_pro"] == pytest.approx(0.575)
