@@ -84,7 +84,9 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Load each PATH as training did (the model's preset and size), score its axial slices, and write "
             "DIR/<case>/anomaly_map.nii.gz on the input's own grid (overlays the original in ITK-SNAP / 3D Slicer), "
-            "DIR/<case>/overlay.png (the highest-scoring slice) and one report, DIR/scores.csv and DIR/scores.json. "
+            "DIR/<case>/anomaly_mask.nii.gz (map >= threshold), DIR/<case>/overlay.png (the highest-scoring slice), "
+            "for DICOM inputs DIR/<case>/dicom/ (SEG, parametric map, SR), and the report: DIR/index.html, "
+            "DIR/scores.csv and DIR/scores.json. "
             "A case's score is the maximum of its slice scores; it is labelled anomalous when score >= the "
             "threshold stored in the model. Unreadable inputs are reported and skipped."
         ),
@@ -107,6 +109,14 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
         help="name cases after their files and add the input path and DICOM PatientID columns (default: cases are "
         "case_001, case_002, ... in input order, and no path, file name or patient data is in any output or message)",
     )
+    parser.add_argument(
+        "--dicom-output",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="for DICOM inputs, also write DIR/<case>/dicom/seg.dcm (the region >= threshold), parametric_map.dcm and "
+        "sr.dcm, for the patient's study in the PACS; they carry the source's Patient and Study modules (default: on; "
+        "NIfTI and PNG inputs have no study to attach to and get NIfTI only)",
+    )
 
 
 def _run_score(args: argparse.Namespace) -> int:
@@ -122,13 +132,17 @@ def _run_score(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         include_identifiers=args.include_identifiers,
         progress=_show_progress(),
+        dicom_output=args.dicom_output,
     )
     cases, failures = report["cases"], report["failures"]
     anomalous = sum(c["label"] for c in cases)
     print(
         f"scored {len(cases)} case(s) ({anomalous} anomalous), {len(failures)} failed; "
-        f"report: {report['reports']['csv']} and {report['reports']['json']}"
+        f"report: {report['reports']['html']} ({report['reports']['csv']}, {report['reports']['json']})"
     )
+    with_dicom = sum(1 for c in cases if c.get("dicom"))
+    if with_dicom:
+        print(f"DICOM SEG, parametric map and SR for {with_dicom} case(s) in <case>/dicom/ (they carry the patient's identifiers)")
     return 1 if failures else 0
 
 
@@ -321,6 +335,37 @@ def _run_manifest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_export_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="write a model file's network as ONNX, checked against PyTorch in onnxruntime",
+        description=(
+            "Export the network of MODEL (a model.pt written by train) to ONNX at the model's input size, run the "
+            "ONNX file in onnxruntime on a check input and compare it with PyTorch; the file is renamed into place only "
+            "when the difference is within --atol. TorchScript: python -m monai.bundle ckpt_export (docs/README.md)."
+        ),
+    )
+    parser.add_argument("--model", required=True, help="model file written by train (model.pt)")
+    parser.add_argument("--output", required=True, help="the .onnx file to write")
+    parser.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 17 (default 18)")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch size of the fixed input shape (default 1)")
+    parser.add_argument("--atol", type=float, default=None, help="largest accepted |ONNX - PyTorch| (default 1e-4)")
+    parser.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    _add_overwrite(parser)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from mama_monai.workflows.export import ONNX_ATOL, export_onnx
+
+    info = export_onnx(
+        args.model, args.output, opset=args.opset, batch_size=args.batch_size, check=not args.no_check,
+        atol=ONNX_ATOL if args.atol is None else args.atol,
+    )  # fmt: skip
+    checked = "not checked" if info["max_abs_diff"] is None else f"max |ONNX - PyTorch| {info['max_abs_diff']:.2g}"
+    print(f"wrote {info['path']} (input {'x'.join(str(s) for s in info['input_shape'])}, opset {info['opset']}, {checked})")
+    return 0
+
+
 _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]]] = {
     "demo": (_add_demo_parser, _run_demo),
     "train": (_add_train_parser, _run_train),
@@ -329,6 +374,7 @@ _COMMANDS: dict[str, tuple[Callable[[argparse._SubParsersAction], None], Callabl
     "score": (_add_score_parser, _run_score),
     "convert": (_add_convert_parser, _run_convert),
     "manifest": (_add_manifest_parser, _run_manifest),
+    "export": (_add_export_parser, _run_export),
 }
 
 
@@ -356,6 +402,7 @@ _OUTPUTS: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "score": ("folder", ()),
     "convert": ("file", None),
     "manifest": ("file", None),
+    "export": ("file", None),
 }
 
 

@@ -8,17 +8,32 @@ last axis; a 2D image is one slice) and scored slice by slice with the checkpoin
 
 Output layout (``output_dir``)::
 
+    index.html                  the report to look at: cases ranked by score, per-case figures, links
     scores.csv                  one row per input; failed inputs have status=failed and an error
     scores.json                 the same cases with slice scores, plus the model, failures, warnings
-    <case>/anomaly_map.nii.gz   the anomaly map on the input's own grid (shape, spacing, affine)
+    <case>/anomaly_map.nii.gz   the anomaly map on the input's own grid (shape, spacing, affine), float32
+    <case>/anomaly_mask.nii.gz  uint8 label map, 1 where anomaly_map >= threshold (same grid): a segmentation
     <case>/overlay.png          the slice with the highest score, the map as a heat overlay
+    <case>/slices.png           up to 12 slices (always the top one) with the map overlaid
+    <case>/slice_scores.png     the slice score along the case, the threshold and the maximum
+    <case>/dicom/seg.dcm, parametric_map.dcm, sr.dcm
+                                DICOM inputs only (default; ``dicom_output=False`` / --no-dicom-output
+                                turns them off): :mod:`mama_monai.clinical.dicom_outputs`
+
+DICOM outputs are on by default for DICOM inputs: whoever scores a DICOM series wants the result
+back in the patient's study in the PACS and viewer, and building them takes seconds. They are the
+one output that carries patient identifiers: the source's Patient and Study modules, which a
+DICOM object must carry to be filed in that study. NIfTI and PNG/JPEG inputs have no study to
+attach to and get the NIfTI map and mask only (the report says so per case). A case whose DICOM
+objects cannot be built (e.g. a multi-frame source) is still scored; the reason is in its warnings.
 
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``), and
 the report last: an interrupted run leaves complete files only, and no report.
 
 Privacy (:mod:`mama_monai.workflows.score_inputs`): case names are ``case_001``, ``case_002``, ...
 in input order and every message about an input is redacted of its path, file names and DICOM
-patient data, on every path (scored, failed, refused, warned), unless ``include_identifiers=True``
+patient data, on every path (scored, failed, refused, warned), everywhere but inside the DICOM
+objects of ``<case>/dicom/`` (above), unless ``include_identifiers=True``
 (names from the file names, plus the ``input`` and ``patient_id`` columns). Cells of ``scores.csv``
 that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or CR)
 are prefixed with ``'``.
@@ -56,6 +71,7 @@ from tqdm.auto import tqdm
 
 import mama_monai
 from mama_monai.atomic import atomic_write
+from mama_monai.data.dicom_series import is_dicom_file
 from mama_monai.data.presets import get_preset
 from mama_monai.data.orientation import restore_orientation
 from mama_monai.data.slicing import slice_volume, stack_slices
@@ -64,6 +80,8 @@ from mama_monai.engines.checkpoint import load_model
 from mama_monai.evaluation.images import overlay_png
 from mama_monai.evaluation.metrics import normality_scores
 from mama_monai.outputs import OutputExistsError, existing_results, lock_output, refuse_to_replace
+from mama_monai.reports.case_figures import slice_score_curve_png, slice_strip_png
+from mama_monai.reports.html import write_score_page
 from mama_monai.workflows.score_inputs import ScoreInput, inspect_inputs
 
 __all__ = ["IDENTIFIER_COLUMNS", "REPORT_COLUMNS", "ModalityMismatchError", "OutputExistsError", "score_cases"]
@@ -87,8 +105,8 @@ class ModalityMismatchError(ValueError):
     """An input's DICOM Modality differs from the modality the model was trained on."""
 
 
-def _write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> None:
-    image = nib.Nifti1Image(np.asarray(array, dtype=np.float32), np.asarray(affine, dtype=np.float64))
+def _write_nifti(path: Path, array: np.ndarray, affine: np.ndarray, dtype: type = np.float32) -> None:
+    image = nib.Nifti1Image(np.asarray(array, dtype=dtype), np.asarray(affine, dtype=np.float64))
     image.set_qform(image.affine, code=1)  # scanner coordinates, read by ITK-SNAP / 3D Slicer
     image.set_sform(image.affine, code=1)
     image.header.set_xyzt_units("mm")
@@ -160,7 +178,10 @@ class _Scorer:
         array = volume.as_tensor()[0].numpy()  # (W, H[, D])
         picture = slices[k].as_tensor().float().mean(0, keepdim=True)
         picture = torch.as_tensor(Resize(spatial_size=map2d.shape, mode="bilinear")(picture))[0].numpy()
+        model_maps = torch.stack([m[0] for m in maps]).numpy()  # (N, W, H) at the model size, canonical order
+        model_pictures = torch.stack([s.as_tensor().float().mean(0) for s in slices]).numpy()
         return {
+            "model_slices": (model_pictures, model_maps),
             "map": array,
             "affine": np.asarray(volume.affine, dtype=np.float64),
             "slice_scores": slice_scores,
@@ -181,6 +202,7 @@ def score_cases(
     include_identifiers: bool = False,
     batch_size: int = 16,
     progress: bool = False,
+    dicom_output: bool = True,
 ) -> dict[str, Any]:
     """Score each input with the model at ``model_path``; write maps, overlays and the run report.
 
@@ -206,6 +228,8 @@ def score_cases(
             and ``patient_id`` columns (default ``False``: nothing derived from a path or a header).
         batch_size: slices per forward pass (default 16).
         progress: show a progress bar over the cases (default ``False``).
+        dicom_output: write DICOM SEG, Parametric Map and SR for DICOM inputs (default ``True``;
+            module docstring). NIfTI / PNG inputs never get them.
 
     Returns:
         The report written to ``scores.json``: ``cases`` (one dict per scored input, keys of
@@ -229,7 +253,7 @@ def score_cases(
         raise ValueError(f"device must be 'cpu' here: {str(device)!r} was asked for but CUDA is not available.")
     with lock_output(output_dir):
         refuse_to_replace(output_dir, existing_results(output_dir), overwrite)
-        run = _Run(model_path, device, batch_size, force)
+        run = _Run(model_path, device, batch_size, force, dicom_output)
         items = inspect_inputs(inputs, series_uid, include_identifiers)
         _check_modalities(items, run.modality, force)
         cases, failures = [], []
@@ -243,6 +267,7 @@ def score_cases(
                 continue
             cases.append({**case, **_identity(item, include_identifiers)})
         report = run.report(cases, failures, output_dir)
+        write_score_page(output_dir, report)
         _write_reports(output_dir, report, include_identifiers)
     return report
 
@@ -258,7 +283,7 @@ def _identity(item: ScoreInput, include_identifiers: bool) -> dict[str, Any]:
 class _Run:
     """The model side of a scoring run: the network, its threshold and settings, and one case at a time."""
 
-    def __init__(self, model_path: Path, device: torch.device, batch_size: int, force: bool) -> None:
+    def __init__(self, model_path: Path, device: torch.device, batch_size: int, force: bool, dicom_output: bool = True) -> None:
         network, self.payload = load_model(model_path, device)
         self.pre = self.payload["config"]["preprocessing"]
         self.modality = str(self.pre.get("modality") or "").upper()
@@ -267,7 +292,7 @@ class _Run:
         self.model = {"file": model_path.name, "sha256": _sha256(model_path)[:12]}
         self.reduction = self.payload["config"]["scoring"].get("reduction", "max")
         self.scorer = _Scorer(network, self.payload, device, batch_size)
-        self.force = force
+        self.force, self.dicom_output = force, dicom_output
 
     def _notes(self, item: ScoreInput, result: dict[str, Any], caught: list) -> list[str]:
         notes = [item.redact(" ".join(str(w.message).split())) for w in caught if not issubclass(w.category, _QUIET)]
@@ -290,10 +315,17 @@ class _Run:
         notes = self._notes(item, result, caught)
         name, threshold = item.name, self.threshold
         case_dir = output_dir / name
-        _write_nifti(case_dir / "anomaly_map.nii.gz", result["map"], result["affine"])
+        amap = np.asarray(result["map"], dtype=np.float32)  # exactly what anomaly_map.nii.gz holds
+        _write_nifti(case_dir / "anomaly_map.nii.gz", amap, result["affine"])
+        _write_nifti(case_dir / "anomaly_mask.nii.gz", amap >= np.float32(threshold), result["affine"], np.uint8)
         score = float(result["slice_scores"].max())
         label = int(score >= threshold)
         label_name = "anomalous" if label else "normal"
+        summary = (score, threshold, label_name, result["max_slice"], self.model["sha256"])
+        dicom = self._dicom(item, series_uid, amap, result["affine"], summary, case_dir / "dicom", notes)
+        pictures, model_maps = result["model_slices"]
+        slice_strip_png(pictures, model_maps, result["slice_scores"], threshold, case_dir / "slices.png")
+        slice_score_curve_png(result["slice_scores"], threshold, case_dir / "slice_scores.png", title=f"{name}: slice scores")
         picture, map2d = result["overlay"]
         # with a max or percentile score the case is anomalous where the map exceeds the threshold: show that region
         by_max = self.reduction in ("max", "percentile") and threshold > 0
@@ -311,8 +343,30 @@ class _Run:
             "max_slice": result["max_slice"], "num_slices": int(result["slice_scores"].size),
             "model": self.model["file"], "model_sha256": self.model["sha256"], "warnings": notes, "error": "",
             "slice_scores": [float(s) for s in result["slice_scores"]],
-            "anomaly_map": f"{name}/anomaly_map.nii.gz", "overlay": f"{name}/overlay.png",
+            "anomaly_map": f"{name}/anomaly_map.nii.gz", "anomaly_mask": f"{name}/anomaly_mask.nii.gz",
+            "overlay": f"{name}/overlay.png", "slices": f"{name}/slices.png", "slice_curve": f"{name}/slice_scores.png",
+            "dicom": {kind: f"{name}/dicom/{path.name}" for kind, path in dicom.items()} if dicom is not None else None,
         }  # fmt: skip
+
+    def _dicom(
+        self, item: ScoreInput, series_uid: str | None, amap: np.ndarray, affine: np.ndarray, summary: tuple,
+        folder: Path, notes: list[str],
+    ) -> dict[str, Path] | None:
+        """The case's DICOM SEG, Parametric Map and SR (DICOM inputs, ``dicom_output``); ``None`` otherwise,
+        with the reason in ``notes`` when they were asked for but could not be built."""
+        path = Path(item.path)
+        if not self.dicom_output or not (path.is_dir() or is_dicom_file(path)):
+            return None
+        from mama_monai.clinical import dicom_outputs, source_frames  # highdicom: only when needed
+
+        try:
+            headers = source_frames.read_source_headers(path, series_uid)
+            return dicom_outputs.write_dicom_outputs(folder, headers, amap, affine, dicom_outputs.CaseSummary(*summary))
+        except (dicom_outputs.DicomOutputError, source_frames.SourceFrameError) as err:
+            note = item.redact(" ".join(str(err).split()))
+            logger.warning("%s (input %d): %s", item.name, item.index, note)
+            notes.append(note if note.startswith("no DICOM outputs") else f"no DICOM outputs: {note}")
+            return None
 
     def report(self, cases: list[dict], failures: list[dict], output_dir: Path) -> dict[str, Any]:
         """The run report (``scores.json``): model, definitions, cases with normality, failures."""
@@ -335,11 +389,16 @@ class _Run:
                 "normality": "paper Eq. 14 over the scored cases of this run (1 = most normal); for reports only",
                 "max_slice": "0-based index of the highest-scoring slice along the last axis of the input as loaded",
                 "input_index": "1-based position of the input on the command line (the inputs' names are not reported)",
+                "anomaly_mask": "1 where the anomaly map (as written, float32) >= threshold, else 0; the region of the DICOM SEG",
+                "dicom": "DICOM SEG, Parametric Map and SR of DICOM inputs (null for NIfTI and PNG/JPEG inputs: no study to attach to)",
             },
             "cases": cases,
             "failures": failures,
             "warnings": [] if self.modality else ["the model records no modality: input modalities were not checked."],
-            "reports": {"csv": str(output_dir / "scores.csv"), "json": str(output_dir / "scores.json")},
+            "reports": {
+                "csv": str(output_dir / "scores.csv"), "json": str(output_dir / "scores.json"),
+                "html": str(output_dir / "index.html"),
+            },  # fmt: skip
         }
 
 

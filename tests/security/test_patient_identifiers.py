@@ -91,7 +91,7 @@ def test_scored_case_is_named_by_position_not_by_its_folder(model, tmp_path, cap
     with open(out / "scores.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["case"], r["input_index"], r["status"]) for r in rows] == [("case_001", "1", "ok")]
-    assert sorted(p.name for p in out.iterdir()) == ["case_001", "scores.csv", "scores.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["case_001", "index.html", "scores.csv", "scores.json"]
 
 
 def test_refusal_names_no_patient(model, tmp_path, capsys, caplog):
@@ -146,9 +146,27 @@ def test_header_identifiers_stay_out_even_when_the_folder_is_anonymous(model, tm
     series = tmp_path / "study_17"
     write_series(series, _volume(3), seed=8, **HEADERS)
     out = tmp_path / "out"
-    code, said = _score(model, [series, tmp_path / "missing_input"], out, capsys, caplog)
+    code, said = _score(model, [series, tmp_path / "missing_input"], out, capsys, caplog, "--no-dicom-output")
     _assert_anonymous(_written(out), said)
     assert code == 1
+    assert not (out / "case_001" / "dicom").exists()
+
+
+def test_only_the_dicom_objects_carry_the_patient_they_are_filed_under(model, tmp_path, capsys, caplog):
+    # DICOM outputs (on by default for DICOM inputs) keep the source's Patient module: they go back
+    # into that patient's study. Every other file and message stays anonymous.
+    series = tmp_path / "study_17"
+    write_series(series, _volume(3), seed=8, **HEADERS)
+    out = tmp_path / "out"
+    code, said = _score(model, [series], out, capsys, caplog)
+    assert code == 0
+    dicom = sorted((out / "case_001" / "dicom").iterdir())
+    assert [p.name for p in dicom] == ["parametric_map.dcm", "seg.dcm", "sr.dcm"]
+    for path in dicom:
+        ds = pydicom.dcmread(path)
+        assert (str(ds.PatientName), ds.PatientID, ds.PatientBirthDate) == tuple(HEADERS.values())
+        path.unlink()
+    _assert_anonymous(_written(out), said)
 
 
 def test_identifiers_and_the_mapping_only_when_asked(model, tmp_path, capsys, caplog):
