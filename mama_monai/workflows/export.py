@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,10 @@ def export_onnx(
 
     Args:
         model_path: a model file written by training (``model.pt``).
-        output: the ``.onnx`` file to write (folders are created).
+        output: the ``.onnx`` file to write (folders are created), self-contained (the weights
+            inside, no ``.data`` file beside it: the networks are far below protobuf's 2 GB). It is written under a
+            temporary name and renamed only once exported and checked: a failed export or check
+            leaves no file and replaces nothing.
         opset: ONNX opset, >= 17 (default 18, the exporter's native opset; 17 is reached by
             conversion, which fails on ``Pad`` in onnx 1.23).
         batch_size: batch size of the fixed input shape (default 1).
@@ -78,30 +82,43 @@ def export_onnx(
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
     network, payload = load_model(model_path, "cpu")
+    _prepare_for_export(network)
+    in_channels = int(payload["config"]["network_def"].get("in_channels", 1))
+    shape = (int(batch_size), in_channels, *[int(s) for s in payload["config"]["preprocessing"]["spatial_size"]])
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")  # renamed once exported and checked
+    try:
+        with torch.no_grad():
+            expected = network(x).numpy()
+            torch.onnx.export(
+                network, (x,), str(partial), input_names=["image"], output_names=["pred"], opset_version=int(opset),
+                dynamo=True, optimize=False, verbose=False, external_data=False,  # one file: weights inside
+            )  # fmt: skip
+        diff = _max_difference(partial, x, expected) if check else None
+        if diff is not None and not diff <= atol:
+            raise ValueError(f"ONNX output differs from PyTorch by {diff:.3g} > atol {atol:g} for {str(output)!r}.")
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"path": str(output), "input_shape": list(shape), "opset": int(opset), "max_abs_diff": diff}
+
+
+def _prepare_for_export(network: torch.nn.Module) -> None:
+    """Switch off the input's NaN/inf check and freeze each hash memory's slot codes (module docstring)."""
     if hasattr(network, "check_finite"):
         network.check_finite = False  # a data-dependent raise cannot be exported
     for module in network.modules():
         if isinstance(module, HashMemory):
             module.refresh_codes()
             module._cached_slot_codes = _constant(module.slot_codes)  # this instance only: no cache check
-    in_channels = int(payload["config"]["network_def"].get("in_channels", 1))
-    shape = (int(batch_size), in_channels, *[int(s) for s in payload["config"]["preprocessing"]["spatial_size"]])
-    x = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        expected = network(x).numpy()
-        torch.onnx.export(
-            network, (x,), str(output), input_names=["image"], output_names=["pred"], opset_version=int(opset), dynamo=True,
-            optimize=False, verbose=False,
-        )  # fmt: skip
-    diff = None
-    if check:
-        import onnxruntime as ort
 
-        session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-        diff = float(np.abs(got - expected).max())
-        if not diff <= atol:
-            raise ValueError(f"ONNX output differs from PyTorch by {diff:.3g} > atol {atol:g} for {str(output)!r}.")
-    return {"path": str(output), "input_shape": list(shape), "opset": int(opset), "max_abs_diff": diff}
+
+def _max_difference(onnx_file: Path, x: torch.Tensor, expected: np.ndarray) -> float:
+    """Largest |onnxruntime(onnx_file)(x) - expected|."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    return float(np.abs(got - expected).max())
