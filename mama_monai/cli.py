@@ -94,7 +94,8 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, metavar="MODEL.pt", help="model file written by training")
     parser.add_argument(
-        "--input", required=True, nargs="+", metavar="PATH", help="DICOM folders or files, .nii/.nii.gz, .png/.jpg"
+        "--input", required=True, nargs="+", metavar="PATH",
+        help="DICOM folders or files, .nii/.nii.gz, .nrrd, .mha/.mhd, .png/.jpg/.tif (16-bit kept)",
     )
     parser.add_argument("--output", required=True, metavar="DIR", help="new or empty folder for the outputs")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
@@ -186,7 +187,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             f"sensitivity {test['sensitivity']:.2f}, specificity {test['specificity']:.2f}, "
             f"pixel AUROC {model['test']['pixel_auroc'] or float('nan'):.3f}"
         )
-    print(f"model: {out / 'model.pt'}\nreport: {out / 'report.json'}\nplots: {out / 'plots'}\nanomaly maps: {out / 'scores'}")
+    print(f"model: {out / 'model.pt'}\nreport: {out / 'index.html'} ({out / 'report.json'})\nplots: {out / 'plots'}\nanomaly maps: {out / 'scores'}")
     return 0
 
 
@@ -267,7 +268,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     image = report["image"]
     print(f"{report['n_scored']} of {report['n_cases']} test cases scored ({report['n_failed']} could not be loaded, "
           f"listed in the report): image AUROC {image['auroc']:.3f}, sensitivity {image['sensitivity']:.2f}, "
-          f"specificity {image['specificity']:.2f}; report: {out / 'report.json'}")
+          f"specificity {image['specificity']:.2f}; report: {out / 'index.html'} ({out / 'report.json'})")
     return 1 if report["n_failed"] else 0
 
 
@@ -308,27 +309,71 @@ def _run_cv(args: argparse.Namespace) -> int:
 def _add_manifest_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "manifest",
-        help="scan a public download (COVID-CT, COVID X-ray, RIDER) and write a validated manifest",
+        help="write a validated manifest: from a public download (COVID-CT, COVID X-ray, RIDER) or from your own folders",
         description=(
-            "Scan DOWNLOAD_DIR laid out as the public download of DATASET and write OUTPUT (JSON) with the paper's "
-            "split protocol: COVID-CT's fixed train/test split, stratified k-fold for the X-ray normals (all COVID in "
-            "test) and for RIDER by patient. Missing files are an error naming them; extra files a warning."
+            "'manifest DATASET download_dir output' scans download_dir laid out as the public download of DATASET "
+            "(covid_ct, covid_xray, rider) and writes output (JSON) with the paper's split protocol. "
+            "'manifest folder output --normal DIR [--abnormal DIR] [--masks DIR]' builds one from a plain folder tree "
+            "(docs: README, 'Your own data'). Each takes --overwrite to replace an existing output; "
+            "'mama-monai manifest DATASET --help' lists its options."
         ),
     )
-    parser.add_argument("dataset", choices=("covid_ct", "covid_xray", "rider"), help="which data set")
-    parser.add_argument("download_dir", help="folder holding the public download")
-    parser.add_argument("output", help="manifest JSON to write, e.g. data_manifests/covid_ct.json")
-    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds (X-ray, RIDER; default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
-    parser.add_argument("--normals-dir", default=None, help="covid_xray: folder of normal radiographs")
-    parser.add_argument("--labels-csv", default=None, help="rider: CSV of slice labels (data_manifests/README.md)")
-    _add_overwrite(parser)
+    kinds = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    helps = {
+        "covid_ct": "COVID-CT (UCSD-AI4H): the fixed train/test split",
+        "covid_xray": "COVID-19 chest X-ray: k folds of the normals, all COVID in test",
+        "rider": "RIDER Neuro MRI: k folds by patient",
+    }
+    for name, text in helps.items():
+        sub = kinds.add_parser(
+            name, help=text, description=f"{text}. Missing files are an error naming them; extra files a warning."
+        )
+        sub.add_argument("download_dir", help="folder holding the public download")
+        sub.add_argument("output", help=f"manifest JSON to write, e.g. data_manifests/{name}.json")
+        sub.add_argument("--folds", type=int, default=5, help="cross-validation folds (X-ray, RIDER; default 5)")
+        sub.add_argument("--seed", type=int, default=0, help="seed of the fold assignment (default 0)")
+        if name == "covid_xray":
+            sub.add_argument("--normals-dir", default=None, help="folder of normal radiographs")
+        if name == "rider":
+            sub.add_argument("--labels-csv", default=None, help="CSV of slice labels (data_manifests/README.md)")
+        _add_overwrite(sub)
+    folder = kinds.add_parser(
+        "folder",
+        help="your own data: a folder of normal scans (and abnormal ones with masks)",
+        description=(
+            "Scan --normal (and --abnormal, --masks) for DICOM series (one case per series folder) and image files "
+            "(NIfTI, NRRD, MHA/MHD, PNG/JPEG/TIFF); a volume gives one case per axial slice. Masks pair with abnormal "
+            "inputs by name (NAME, NAME_mask, NAME_seg, NAME_label); abnormal cases are test cases; normal groups "
+            "(a patient's cases stay together) go to --folds K folds or a --test-fraction. Ambiguous pairings are "
+            "refused naming the files; the counts are written to the manifest's description."
+        ),
+    )
+    folder.add_argument("output", help="manifest JSON to write")
+    folder.add_argument("--normal", required=True, metavar="DIR", help="folder of normal scans")
+    folder.add_argument("--abnormal", default=None, metavar="DIR", help="folder of abnormal scans (test cases)")
+    folder.add_argument("--masks", default=None, metavar="DIR", help="folder of the abnormal scans' masks, paired by name")
+    folder.add_argument("--extensions", nargs="+", default=None, metavar="EXT", help="file endings read as images (default: all supported)")
+    split = folder.add_mutually_exclusive_group()
+    split.add_argument("--folds", type=int, default=None, metavar="K", help="spread the normal groups over K folds")
+    split.add_argument("--test-fraction", type=float, default=None, metavar="F", help="hold out this fraction of the normal groups for test (default 0.2)")
+    folder.add_argument("--group-by", choices=("patient", "series", "file"), default="patient", help="what must stay in one fold: patient (DICOM PatientID or top folder; default), series or file")
+    folder.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    _add_overwrite(folder)
 
 
 def _run_manifest(args: argparse.Namespace) -> int:
+    if args.dataset == "folder":
+        from mama_monai.data.folder_manifest import build_folder_manifest
+
+        manifest = build_folder_manifest(
+            args.output, args.normal, args.abnormal, args.masks, extensions=args.extensions, folds=args.folds,
+            test_fraction=args.test_fraction, group_by=args.group_by, seed=args.seed,
+        )  # fmt: skip
+        print(f"wrote {args.output}: {manifest.description}")
+        return 0
     from mama_monai.data.builders import build_manifest
 
-    extra = {k: v for k, v in (("normals_dir", args.normals_dir), ("labels_csv", args.labels_csv)) if v is not None}
+    extra = {k: v for k in ("normals_dir", "labels_csv") if (v := getattr(args, k, None)) is not None}
     manifest = build_manifest(args.dataset, args.download_dir, args.output, folds=args.folds, seed=args.seed, **extra)
     labels = [c.label for c in manifest.cases]
     print(f"wrote {args.output}: {len(labels)} cases ({sum(labels)} anomalous, {len(labels) - sum(labels)} normal)")

@@ -38,7 +38,7 @@ th{background:#f0f0f0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .anomalous{background:#c62828;color:#fff;border-radius:3px;padding:0 .4em}.normal{background:#2e7d32;color:#fff;border-radius:3px;padding:0 .4em}
 .failed{background:#555;color:#fff;border-radius:3px;padding:0 .4em}.meta{color:#555;font-size:.9em}
 details{margin:.8em 0;border:1px solid #ddd;border-radius:4px;padding:.4em .8em}summary{cursor:pointer;font-weight:600}
-img{max-width:100%;height:auto;display:block;margin:.4em 0;border:1px solid #eee}.warn{color:#8a5a00}
+img{max-width:min(100%,900px);height:auto;display:block;margin:.4em 0;border:1px solid #eee}.warn{color:#8a5a00}
 """
 _SCRIPT = (
     "<script>document.querySelectorAll('img').forEach(function(i){function m(){i.dataset.loaded="
@@ -82,9 +82,8 @@ def _write(folder: Path, text: str) -> Path:
 
 
 def _rel(path: str | os.PathLike, folder: Path) -> str:
-    """``path`` relative to ``folder`` (reports store absolute or folder-relative paths)."""
-    path = Path(path)
-    return os.path.relpath(path, folder) if path.is_absolute() else path.as_posix()
+    """``path`` (absolute, or relative to the working folder, as reports store plot paths) relative to ``folder``."""
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(folder))).as_posix()
 
 
 def _case_section(case: dict[str, Any]) -> str:

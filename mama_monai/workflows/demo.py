@@ -11,7 +11,8 @@
    ROC, histograms, normality per case and montages as PNG.
 4. Score the whole CT volume with the main model: a NIfTI anomaly map on the CT's own grid, an overlay
    PNG and the scores CSV/JSON.
-5. ``report.json`` with every number, the time taken and which anomalies are real or simulated.
+5. ``report.json`` with every number, the time taken and which anomalies are real or simulated,
+   and ``index.html`` showing it (``scores/index.html`` for the scored volume).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from mama_monai.atomic import atomic_write
 from mama_monai.data.demo import load_demo_ct
+from mama_monai.reports.html import write_demo_page
 from mama_monai.workflows.cases import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import init_distributed
@@ -131,4 +133,5 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
     report["scoring"] = {"input": str(ct["image"]), "output": str(output_dir / "scores"), "cases": scores.get("cases", scores)}
     report["seconds_total"] = round(time.perf_counter() - start, 1)
     write_json(report, output_dir / "report.json")
+    write_demo_page(output_dir, report)
     return report

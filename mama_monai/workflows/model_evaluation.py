@@ -10,7 +10,8 @@ One code path for ``mama-monai evaluate`` and the bundle's ``validate#evaluator`
    files are neither needed nor opened;
 3. :func:`evaluate_test_split` scores it and writes ``report.json``, which lists every test case
    that could not be loaded (``failures``: case, file, reason) and counts it in ``n_cases``
-   (``n_cases = n_scored + n_failed``).
+   (``n_cases = n_scored + n_failed``), and ``index.html`` (metrics and plots,
+   :func:`~mama_monai.reports.html.write_evaluate_page`).
 
 Example:
     >>> network, payload = load_model("run/model.pt")  # doctest: +SKIP
@@ -109,6 +110,7 @@ def evaluate_test_split(
     Raises:
         ValueError: the test split is empty, or none of its cases could be loaded (the first failures named).
     """
+    from mama_monai.reports.html import write_evaluate_page
     from mama_monai.workflows.cases import load_test_split
     from mama_monai.workflows.demo import write_json
     from mama_monai.workflows.evaluation import evaluate_items
@@ -130,4 +132,5 @@ def evaluate_test_split(
         "trained_with": payload["config"]["preprocessing"].get("manifest", "not recorded") or "embedded LIDC-IDRI-0001 demo",
     }
     write_json({"model": str(model_path), "threshold": payload["threshold"], **report}, output_dir / "report.json")
+    write_evaluate_page(output_dir, {"model": str(model_path), **report})
     return report
