@@ -6,7 +6,9 @@ CLI reads. Their ``$`` expressions only call the small functions and classes her
 the CLI's code paths: :func:`~mama_monai.workflows.cases.prepare_splits` +
 :func:`~mama_monai.workflows.training.train_model` (``train#trainer``),
 :func:`~mama_monai.workflows.model_evaluation.evaluate_test_split` (``validate#evaluator``) and
-:func:`~mama_monai.workflows.scoring.score_cases` (``infer#inferer``).
+:func:`~mama_monai.workflows.scoring.score_cases` (the inference config's ``evaluator``). The other
+model-zoo components (``network_def``, ``dataset``, ``preprocessing``, ``inferer``, ``postprocessing``,
+``train#dataset``) are in :mod:`mama_monai.workflows.bundle_components`.
 
 ``train#trainer`` and ``validate#evaluator`` are not ignite engines: the engines
 (:class:`~mama_monai.engines.AnomalyTrainer` / ``AnomalyEvaluator``) are built inside
@@ -48,7 +50,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_NIFTI = (".nii", ".nii.gz")
 
 
 class BundleConfigError(ValueError):
@@ -94,7 +95,8 @@ def dataset_manifest(dataset_dir: str | os.PathLike | None) -> str | None:
 
 
 def bundle_inputs(dataset_dir: str | os.PathLike | None) -> list[str]:
-    """Every NIfTI file and every folder holding DICOM files under ``dataset_dir``, sorted.
+    """Every image file (NIfTI, NRRD, MetaImage, PNG/JPEG/TIFF: ``readers.INPUT_SUFFIXES``) and every
+    folder holding DICOM files under ``dataset_dir``, sorted (a ``.mhd``'s ``.raw`` is not an input).
 
     A folder with DICOM files is one input (its series; several series in one folder are told
     apart by :func:`~mama_monai.workflows.scoring.score_cases`' ``series_uid``).
@@ -103,21 +105,24 @@ def bundle_inputs(dataset_dir: str | os.PathLike | None) -> list[str]:
         BundleConfigError: ``dataset_dir`` is null, missing, or holds no DICOM / NIfTI input.
     """
     from mama_monai.data.dicom_series import is_dicom_file
+    from mama_monai.data.readers import INPUT_SUFFIXES
 
     if dataset_dir is None or not Path(dataset_dir).is_dir():
         raise BundleConfigError(
             f"dataset_dir {None if dataset_dir is None else str(dataset_dir)!r} is not a folder: set --dataset_dir to "
-            "a folder of DICOM series folders and/or NIfTI files."
+            "a folder of DICOM series folders and/or image files (NIfTI, NRRD, MetaImage, PNG/JPEG/TIFF)."
         )
     found: list[str] = []
     for root, dirs, files in os.walk(dataset_dir):
         dirs.sort()
         paths = [Path(root) / f for f in sorted(files) if not f.startswith(".")]
-        found += [str(p) for p in paths if p.name.lower().endswith(_NIFTI)]
-        if any(not p.name.lower().endswith(_NIFTI) and is_dicom_file(p) for p in paths):
+        found += [str(p) for p in paths if p.name.lower().endswith(INPUT_SUFFIXES)]
+        if any(not p.name.lower().endswith(INPUT_SUFFIXES) and is_dicom_file(p) for p in paths):
             found.append(str(root))
     if not found:
-        raise BundleConfigError(f"dataset_dir {str(dataset_dir)!r} holds no DICOM series and no .nii/.nii.gz file.")
+        raise BundleConfigError(
+            f"dataset_dir {str(dataset_dir)!r} holds no DICOM series and no image file ({', '.join(INPUT_SUFFIXES)})."
+        )
     return sorted(found)
 
 
@@ -169,10 +174,27 @@ class BundleTrainer:
             process group (:func:`~mama_monai.workflows.distributed.init_distributed`).
         resume: continue from the last checkpoint in ``output_dir/checkpoints`` (default False).
         progress: progress bar on rank 0 (default False).
+        dataset: ``train#dataset`` (:class:`~mama_monai.workflows.bundle_components.TrainingSlices`),
+            whose splits are trained on; ``None`` (default) splits ``data`` here, as the CLI does.
+        max_epochs: ``None`` (default): ``training#iterations`` optimiser steps. An int (what MONAI FL
+            and other workflow clients set): that many passes over the training slices, i.e.
+            ``max_epochs * ceil(slices / training#batch_size)`` steps, rounded up to a multiple of
+            ``training#val_interval``.
     """
 
-    def __init__(self, output_dir: str | os.PathLike, device: str = "auto", resume: bool = False, progress: bool = False):
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        device: str = "auto",
+        resume: bool = False,
+        progress: bool = False,
+        dataset: Any = None,
+        max_epochs: int | None = None,
+    ):
         self.output_dir, self.device, self.resume, self.progress = Path(output_dir), str(device), bool(resume), bool(progress)
+        if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
+            raise BundleConfigError(f"train#trainer#max_epochs must be null or a positive int, got {max_epochs!r}.")
+        self.dataset, self.max_epochs = dataset, max_epochs
 
     def run(self, parser: ConfigParser | None = None):
         """Train; returns the :class:`~mama_monai.workflows.training.TrainResult`.
@@ -187,7 +209,11 @@ class BundleTrainer:
         parser = running_config() if parser is None else parser
         _apply_recommended(parser)
         ctx = init_distributed(self.device)
-        splits = prepare_splits(parser)
+        splits = prepare_splits(parser) if self.dataset is None else self.dataset.splits(parser)
+        if self.max_epochs is not None:
+            steps = self.max_epochs * -(-len(splits["train"]) // int(parser["training#batch_size"]))
+            interval = int(parser["training#val_interval"])
+            parser["training#iterations"] = -(-steps // interval) * interval
         result = train_model(parser, splits["train"], splits["val"], self.output_dir, ctx, resume=self.resume, progress=self.progress and ctx.is_main)
         if ctx.is_main:
             logger.info("trained %d iterations in %.0f s; model: %s", result.iterations, result.seconds, result.model_path)
@@ -224,7 +250,7 @@ class BundleEvaluator:
 
 
 class BundleInferer:
-    """``infer#inferer``: score every DICOM series / NIfTI under ``dataset_dir`` with ``ckpt_path``.
+    """The inference config's ``evaluator``: score every DICOM series / image file under ``dataset_dir`` with ``ckpt_path``.
 
     Runs :func:`~mama_monai.workflows.scoring.score_cases`: ``output_dir/<case>/anomaly_map.nii.gz``
     on each input's own grid, ``overlay.png``, ``scores.csv`` and ``scores.json``.
@@ -236,6 +262,8 @@ class BundleInferer:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         overwrite: write into a non-empty ``output_dir`` (default False).
         force: score DICOM inputs of another modality than the model's (default False).
+        dataset: the inference config's ``dataset``, whose items' ``image`` paths are scored;
+            ``None`` (default): :func:`bundle_inputs` of ``dataset_dir``.
     """
 
     def __init__(
@@ -246,15 +274,20 @@ class BundleInferer:
         device: str = "auto",
         overwrite: bool = False,
         force: bool = False,
+        dataset: Any = None,
     ):
         self.ckpt_path, self.dataset_dir, self.output_dir = Path(ckpt_path), dataset_dir, Path(output_dir)
         self.device, self.overwrite, self.force = str(device), bool(overwrite), bool(force)
+        self.dataset = dataset
 
     def run(self) -> dict[str, Any]:
         """Score; returns the report of :func:`~mama_monai.workflows.scoring.score_cases`."""
         from mama_monai.workflows.scoring import score_cases
 
-        inputs = bundle_inputs(self.dataset_dir)
+        if self.dataset is None or self.dataset_dir is None:
+            inputs = bundle_inputs(self.dataset_dir)  # a null dataset_dir is refused here, naming the key
+        else:
+            inputs = [str(item["image"]) for item in self.dataset.data]
         device = resolve_device(self.device)
         _load_checkpoint(self.ckpt_path, "cpu")  # a bad ckpt_path fails here, naming the key
         report = score_cases(self.ckpt_path, inputs, self.output_dir, device=device, overwrite=self.overwrite, force=self.force)
