@@ -165,10 +165,11 @@ def write_evaluate_page(output_dir: str | os.PathLike, report: dict[str, Any]) -
     output_dir = Path(output_dir)
     failures = [[f"<td>{_e(f['case'])}</td>", f"<td>{_e(f['reason'])}</td>"] for f in report.get("failures") or []]
     split = report.get("test_split") or {}
+    fold = "" if split.get("fold") is None else f" (fold {_e(split['fold'])})"
     body = (
         f"<h1>mama-monai evaluate: {_e(report.get('n_scored'))} of {_e(report.get('n_cases'))} test cases scored</h1>"
         f'<p class="meta">model {_e(report.get("model", ""))}; test split of {_e(split.get("manifest", ""))}'
-        f" (fold {_e(split.get('fold'))}).</p><h2>Metrics</h2>{_metrics_table(report)}"
+        f"{fold}.</p><h2>Metrics</h2>{_metrics_table(report)}"
         + ("<h2>Cases that could not be loaded</h2>" + _table(["case", "reason"], failures) if failures else "")
         + '<p><a href="report.json">report.json</a></p><h2>Plots</h2>'
         + _plots(report.get("plots") or [], output_dir, "evaluate")
