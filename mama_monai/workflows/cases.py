@@ -32,13 +32,13 @@ from typing import Any
 import numpy as np
 import torch
 from monai.data import Dataset, MetaTensor
-from monai.transforms import Compose, Resize
+from monai.transforms import Resize
 
 from mama_monai.data.cache import PreprocessedCache, check_cache_dir
 from mama_monai.data.orientation import to_canonical
 from mama_monai.data.loading import load_image
 from mama_monai.data.manifest import Manifest, ManifestCase
-from mama_monai.data.presets import get_preset
+from mama_monai.data.preprocessing import Preprocessor
 from mama_monai.data.simulated_lesions import simulate_lesions
 
 __all__ = [
@@ -108,23 +108,19 @@ def auto_num_workers(n_files: int) -> int:
 class _FileLoader:
     """One image file (and the masks its cases name) -> preprocessed tensors; never raises.
 
-    The preset's loader and chains are built once, in the constructor (building a preset costs
-    ~70 ms of ``ConfigParser`` work; it used to be built twice per file, which dominated the
-    loading of 2D images). Called in this process or in a ``DataLoader`` worker; there, warnings
-    are recorded and returned for the parent to re-issue.
+    The :class:`~mama_monai.data.preprocessing.Preprocessor` is built once, in the constructor
+    (building a preset costs ~70 ms of ``ConfigParser`` work; it used to be built twice per file,
+    which dominated the loading of 2D images). Called in this process or in a ``DataLoader``
+    worker; there, warnings are recorded and returned for the parent to re-issue.
     """
 
     def __init__(self, preset: str, spatial_size: Sequence[int], cache_dir: Path | None) -> None:
-        self.preset, self.spatial_size = preset, [int(s) for s in spatial_size]
-        loader, *chain2d = get_preset(preset, self.spatial_size, 2, with_loader=True).transforms
-        self.loader = loader
-        self.chains = {2: Compose(chain2d), 3: get_preset(preset, self.spatial_size, 3)}
+        self.preprocess = Preprocessor(preset, spatial_size)
+        self.preset, self.spatial_size = preset, self.preprocess.spatial_size
         self.cache = None if cache_dir is None else PreprocessedCache(cache_dir)
 
     def _image(self, path: str) -> torch.Tensor:
-        data = self.loader({"image": path})
-        data = self.chains[data["image"].ndim - 1](data)
-        return _plain(data["image"])
+        return _plain(self.preprocess({"image": path})["image"])
 
     def _mask(self, path: str) -> torch.Tensor:
         mask = _plain(to_canonical(load_image(path)))  # the image's voxel order (LoadMedicalImaged)

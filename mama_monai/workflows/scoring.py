@@ -72,7 +72,7 @@ from tqdm.auto import tqdm
 import mama_monai
 from mama_monai.atomic import atomic_write
 from mama_monai.data.dicom_series import is_dicom_file
-from mama_monai.data.presets import get_preset
+from mama_monai.data.preprocessing import Preprocessor
 from mama_monai.data.orientation import restore_orientation
 from mama_monai.data.slicing import slice_volume, stack_slices
 from mama_monai.engines.anomaly_map import AnomalyMap
@@ -145,13 +145,11 @@ class _Scorer:
         self.network, self.device, self.batch_size = network, device, batch_size
         self.preset, self.spatial_size = pre["preset"], list(pre["spatial_size"])
         self.in_channels = config["network_def"].get("in_channels")
-        self.loader = get_preset(self.preset, self.spatial_size, 2, with_loader=True).transforms[0]
-        self.chains = {dims: get_preset(self.preset, self.spatial_size, dims) for dims in (2, 3)}
+        self.preprocess = Preprocessor(self.preset, self.spatial_size)
         self.anomaly = AnomalyMap(2, **config["scoring"]).to(device)
 
     def __call__(self, path: str, series_uid: str | None) -> dict[str, Any]:
-        data = self.loader({"image": path, "series_uid": series_uid})
-        data = self.chains[data["image"].ndim - 1](data)
+        data = self.preprocess({"image": path, "series_uid": series_uid})
         image = data["image"]
         if self.in_channels is not None and image.shape[0] != self.in_channels:
             raise ValueError(

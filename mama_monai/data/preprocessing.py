@@ -1,0 +1,54 @@
+"""Preprocessing exactly as training does it: one class for training, evaluation and scoring.
+
+:class:`Preprocessor` loads one input (a DICOM series folder or file, NIfTI, NRRD, MHA/MHD, PNG,
+JPEG or TIFF: :class:`~mama_monai.data.loading.LoadMedicalImaged`, canonical LPS orientation) and
+applies the preset's chain (:func:`~mama_monai.data.presets.get_preset`): the 2D chain to an image
+``(C, H, W)``, the 3D chain (in-plane resize, the slice axis kept) to a volume ``(C, H, W, D)``.
+The training loader (:mod:`mama_monai.workflows.cases`), ``score`` and the bundle's inference
+preprocessing all call it, so that a model sees at scoring time what it saw in training.
+
+Example:
+    >>> pre = Preprocessor("ct_lung", (64, 64))  # doctest: +SKIP
+    >>> pre({"image": "scan/"})["image"].shape  # doctest: +SKIP
+    torch.Size([1, 64, 64, 133])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from monai.transforms import Compose
+
+from mama_monai.data.presets import get_preset
+
+__all__ = ["Preprocessor"]
+
+
+class Preprocessor:
+    """Load + preprocess one input with preset ``preset`` at model size ``spatial_size`` ``(H, W)``.
+
+    The preset's transforms are built once, here (building a preset costs ~70 ms of
+    ``ConfigParser`` work). ``load(data)`` reads the input only; ``chain(data)`` preprocesses what
+    ``load`` returned; calling the object does both.
+
+    Raises:
+        ValueError: an unknown ``preset`` or a bad ``spatial_size`` (from :func:`get_preset`).
+    """
+
+    def __init__(self, preset: str, spatial_size: Sequence[int]) -> None:
+        self.preset, self.spatial_size = preset, [int(s) for s in spatial_size]
+        loader, *chain2d = get_preset(preset, self.spatial_size, 2, with_loader=True).transforms
+        self.loader = loader
+        self.chains = {2: Compose(chain2d), 3: get_preset(preset, self.spatial_size, 3)}
+
+    def load(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``data`` (``image``: a path; optionally ``series_uid``) with the image read, in LPS order."""
+        return self.loader(dict(data))
+
+    def chain(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The preset's 2D or 3D chain, by the loaded image's dimensions."""
+        return self.chains[data["image"].ndim - 1](data)
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        return self.chain(self.load(data))
