@@ -7,17 +7,22 @@
   writes + keeping the previous one mean the newest complete ``last_*.pt`` always survives.
 - :func:`attach_logging`: MONAI's ``StatsHandler`` and ``TensorBoardStatsHandler`` and, where
   wanted, ignite's progress bar.
-- :func:`attach_resume`: MONAI's ``CheckpointLoader`` for the newest ``last_*.pt``.
+- :func:`attach_resume`: MONAI's ``CheckpointLoader`` for the newest ``last_*.pt`` (random state
+  included: :class:`~mama_monai.engines.random_state.RandomState`).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointLoader, StatsHandler, TensorBoardStatsHandler
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["LAST_CHECKPOINT_PREFIX", "attach_checkpointing", "attach_logging", "attach_resume", "last_checkpoint", "loss_value"]
 
@@ -72,5 +77,10 @@ def attach_resume(trainer: Engine, objects: dict[str, Any], folder: Path) -> Pat
     last = last_checkpoint(folder)
     if last is None:
         raise ValueError(f"--resume: no '{LAST_CHECKPOINT_PREFIX}_*.pt' checkpoint in {str(folder)!r} to resume from.")
+    missing = [k for k in ("rng", "sampler") if k in objects and k not in torch.load(last, map_location="cpu", weights_only=True)]
+    if missing:
+        logger.warning("checkpoint %s holds no %s (an older version wrote it): the resumed run will not "
+                       "repeat the interrupted one's draws exactly", last, " or ".join(missing))  # fmt: skip
+        objects = {k: v for k, v in objects.items() if k not in missing}
     CheckpointLoader(load_path=str(last), load_dict=objects).attach(trainer)
     return last

@@ -37,6 +37,7 @@ from mama_monai.engines import (
     score_items,
 )
 from mama_monai.engines.post_processing import calibrate_thresholds
+from mama_monai.engines.random_state import RandomState, ResumableShuffle
 from mama_monai.engines.training_handlers import LAST_CHECKPOINT_PREFIX, attach_checkpointing, attach_logging, attach_resume
 from mama_monai.engines.training_progress import TrainingProgress, ValidationRecorder
 from mama_monai.workflows.config import resolved
@@ -78,8 +79,12 @@ class TrainingRun:
     has_anomalies: bool
 
     def checkpoint_objects(self) -> dict[str, Any]:
-        """What every ``last_*.pt`` checkpoint holds, and what ``--resume`` restores."""
-        return {"network": self.network, "optimizer": self.optimizer, "trainer": self.trainer, "progress": self.progress}
+        """What every ``last_*.pt`` checkpoint holds, and what ``--resume`` restores (``rng``: the
+        random generators, so that the resumed run draws what the interrupted one would have)."""
+        return {
+            "network": self.network, "optimizer": self.optimizer, "trainer": self.trainer, "progress": self.progress,
+            "rng": RandomState(), **({"sampler": sampler} if isinstance(sampler := self.trainer.data_loader.sampler, ResumableShuffle) else {}),
+        }  # fmt: skip
 
 
 def _loader(items: Sequence[dict], batch_size: int, shuffle: bool, ctx: DistributedContext, drop_last: bool) -> DataLoader:
@@ -87,17 +92,25 @@ def _loader(items: Sequence[dict], batch_size: int, shuffle: bool, ctx: Distribu
     ``ThreadDataLoader``: collating preprocessed slices runs at over 10,000 images/s on one CPU
     core (batch 8 at 228 x 228; ``benchmarks/loader.py``), 40x the 250 images/s training target,
     and a ``ThreadDataLoader`` measured slower. On CUDA, batches are collated into pinned memory:
-    faster host-to-device copies, asynchronous where the engine has ``non_blocking``."""
+    faster host-to-device copies, asynchronous where the engine has ``non_blocking``. A shuffled
+    loader in one process draws its order from a :class:`ResumableShuffle` seeded from the global
+    generator, and the loader's own seed from a generator of its own, so a checkpoint holds where
+    the pass stands and ``--resume`` continues it exactly."""
     data = Dataset([{k: item[k] for k in _ITEM_KEYS} for item in items])
-    sampler = DistributedSampler(data, ctx.world_size, ctx.rank, shuffle=shuffle) if ctx.enabled and shuffle else None
+    if shuffle and ctx.enabled:
+        sampler = DistributedSampler(data, ctx.world_size, ctx.rank, shuffle=True)
+    elif shuffle:
+        sampler = ResumableShuffle(len(data), seed=int(torch.randint(0, 2**31 - 1, ())))
+    else:
+        sampler = None
     return DataLoader(
         data,
         batch_size=batch_size,
-        shuffle=shuffle and sampler is None,
         sampler=sampler,
         drop_last=drop_last,
         num_workers=0,
         pin_memory=ctx.device.type == "cuda",
+        generator=torch.Generator().manual_seed(0),
     )
 
 

@@ -1,0 +1,49 @@
+"""The thresholds a model file ships with come from the validation NORMALS only (known answers)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from mama_monai.engines.post_processing import calibrate_thresholds
+
+
+def _val(normal_scores, lesion_scores, normal_errors, lesion_errors):
+    """A score_items-like result: images of zeros, reconstructions whose squared error per pixel is given."""
+    scores = np.array([*normal_scores, *lesion_scores], dtype=np.float64)
+    labels = np.array([0] * len(normal_scores) + [1] * len(lesion_scores))
+    errors = np.array([*normal_errors, *lesion_errors], dtype=np.float64)
+    image = np.zeros((len(scores), 1, 2, 2))
+    pred = np.sqrt(errors)[:, None, None, None] * np.ones((1, 1, 2, 2))  # (0 - pred)^2 = error in every pixel
+    return {"score": scores, "label": labels, "image": image, "pred": pred}
+
+
+def test_thresholds_are_quantiles_of_the_validation_normals_never_of_the_lesions():
+    # 21 normals 0, 1, ..., 20 (0.95 quantile by linear interpolation: 19.0); the simulated lesions
+    # score far higher, so calibrating on every validation score would give a different value
+    val = _val(np.arange(21.0), [100.0, 200.0, 300.0], np.arange(21.0) / 10, [50.0, 60.0, 70.0])
+    t = calibrate_thresholds(val, 0.95)
+    assert t["value"] == pytest.approx(19.0) and t["method"] == "normal_quantile_0.95"
+    assert t["mean_error"] == {"value": pytest.approx(1.9), "method": "normal_quantile_0.95"}  # e_u of the normals
+    assert t["quantile"] == 0.95 and t["n_normals"] == 21 and "warning" not in t
+    # best F1 on the validation set (lesions included): the lowest lesion score separates them
+    assert t["best_f1_on_validation"] == {"value": 100.0, "method": "best_f1"}
+
+
+def test_too_few_normals_for_the_quantile_are_recorded_and_logged(caplog):
+    caplog.set_level(logging.WARNING)
+    val = _val([1.0, 2.0, 3.0, 4.0, 5.0], [], [0.1] * 5, [])
+    t = calibrate_thresholds(val, 0.9)  # 10 normals needed to resolve the 0.9 quantile
+    assert t["value"] == pytest.approx(4.6) and t["n_normals"] == 5
+    assert t["warning"] == (
+        "5 validation normals resolve the 0.9 quantile only coarsely (>= 10 needed); "
+        "the false-positive rate on new normals is uncertain"
+    )
+    assert t["warning"] in caplog.text
+    assert "best_f1_on_validation" not in t  # no anomalies: no best-F1 point
+    # exactly enough normals: no warning; quantile 1 (the largest normal) needs one
+    assert "warning" not in calibrate_thresholds(_val(np.arange(10.0), [], [0.1] * 10, []), 0.9)
+    assert calibrate_thresholds(_val([3.0], [], [0.1], []), 1.0)["value"] == 3.0
+    assert "warning" not in calibrate_thresholds(_val([3.0], [], [0.1], []), 1.0)
