@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mama_monai.engines.checkpoint import load_model
+from mama_monai.engines.model_spec import load_model_spec
 from mama_monai.networks import HashMemory
 
 __all__ = ["export_onnx", "ONNX_ATOL"]
@@ -81,10 +81,9 @@ def export_onnx(
         raise ValueError(f"opset must be >= 17 (scaled_dot_product_attention), got {opset}.")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    network, payload = load_model(model_path, "cpu")
+    network, spec = load_model_spec(model_path, "cpu")
     _prepare_for_export(network)
-    in_channels = int(payload["config"]["network_def"].get("in_channels", 1))
-    shape = (int(batch_size), in_channels, *[int(s) for s in payload["config"]["preprocessing"]["spatial_size"]])
+    shape = (int(batch_size), spec.in_channels, *spec.spatial_size)
     x = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
