@@ -11,6 +11,7 @@ Inputs, found by walking each folder (hidden files skipped):
 - every file whose name ends with one of ``extensions`` (default: NIfTI, NRRD, MetaImage,
   PNG/JPEG/TIFF, ``readers.INPUT_SUFFIXES``); other files are ignored and counted.
 
+Each input is read once, with the reader training uses, to count its slices and check its mask.
 Cases: a 2D image is one case; a volume is **one case per axial slice** (``slice_index`` along the
 last axis in canonical orientation, :mod:`mama_monai.data.orientation`), since the models are 2D.
 Labels: inputs under ``normal`` are 0; a 2D abnormal image is 1; an abnormal volume needs a mask,
@@ -111,10 +112,9 @@ def _scan(top: Path, kind: str, extensions: Sequence[str], group_by: str) -> tup
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         here = Path(root)
         names = sorted(f for f in files if not f.startswith("."))
-        images = [here / f for f in names if f.lower().endswith(exts)]
-        others = [here / f for f in names if not f.lower().endswith(exts)]
-        dicom = [p for p in others if is_dicom_file(p)]
-        ignored += len(others) - len(dicom)
+        dicom = [here / f for f in names if is_dicom_file(here / f)]  # by content, whatever the suffix
+        images = [here / f for f in names if f.lower().endswith(exts) and here / f not in dicom]
+        ignored += len(names) - len(dicom) - len(images)
         first = here.relative_to(top).parts[:1]
         folder_group = f"folder-{first[0]}" if first else None
         for path in images:

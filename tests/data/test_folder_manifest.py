@@ -183,3 +183,15 @@ def test_readme_four_commands_end_to_end(own_data, tmp_path):
     assert nrrd_map.GetSize() == nrrd.GetSize()
     np.testing.assert_allclose(nrrd_map.GetOrigin(), nrrd.GetOrigin(), atol=1e-4)
     np.testing.assert_allclose(nrrd_map.GetDirection(), nrrd.GetDirection(), atol=1e-6)
+
+
+def test_dicom_files_are_one_series_whatever_the_extensions(tmp_path):
+    """Slices named *.dcm stay one series input even when --extensions names .dcm (recognised by content)."""
+    rows, cols = np.meshgrid(np.arange(8), np.arange(6), indexing="ij")
+    vol = np.stack([(rows * 10 + cols + k).astype(np.int16) for k in range(3)])
+    for patient in ("p1", "p2"):
+        write_series(tmp_path / "normal" / patient, vol, shuffle=False, PatientID=patient)
+    manifest = build_folder_manifest(tmp_path / "m.json", tmp_path / "normal", extensions=[".dcm"], test_fraction=0.5)
+    assert sorted({(c.image, c.slice_index) for c in manifest.cases}) == [
+        (p, k) for p in ("p1", "p2") for k in range(3)
+    ]  # paths relative to the manifest's root, here the --normal folder itself
