@@ -53,7 +53,6 @@ from __future__ import annotations
 import csv
 import datetime
 import gzip
-import hashlib
 import io
 import json
 import logging
@@ -72,11 +71,9 @@ from tqdm.auto import tqdm
 import mama_monai
 from mama_monai.atomic import atomic_write
 from mama_monai.data.dicom_series import is_dicom_file
-from mama_monai.data.preprocessing import Preprocessor
 from mama_monai.data.orientation import restore_orientation
 from mama_monai.data.slicing import slice_volume, stack_slices
-from mama_monai.engines.anomaly_map import AnomalyMap
-from mama_monai.engines.checkpoint import load_model
+from mama_monai.engines.model_spec import ModelSpec, load_model_spec
 from mama_monai.evaluation.images import overlay_png
 from mama_monai.evaluation.metrics import normality_scores
 from mama_monai.outputs import OutputExistsError, existing_results, lock_output, refuse_to_replace
@@ -113,14 +110,6 @@ def _write_nifti(path: Path, array: np.ndarray, affine: np.ndarray, dtype: type 
     atomic_write(path, lambda f: f.write(gzip.compress(image.to_bytes(), mtime=0)))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _check_modalities(inputs: Sequence[ScoreInput], expected: str, force: bool) -> None:
     bad = [
         f"{item.name} (input {item.index}) is {item.modality}"
@@ -137,16 +126,11 @@ def _check_modalities(inputs: Sequence[ScoreInput], expected: str, force: bool) 
 class _Scorer:
     """Load + preprocess one input as training does, run the network on its slices, keep the maps."""
 
-    def __init__(
-        self, network: torch.nn.Module, payload: dict[str, Any], device: torch.device, batch_size: int
-    ) -> None:
-        config = payload["config"]
-        pre = config["preprocessing"]
+    def __init__(self, network: torch.nn.Module, spec: ModelSpec, device: torch.device, batch_size: int) -> None:
         self.network, self.device, self.batch_size = network, device, batch_size
-        self.preset, self.spatial_size = pre["preset"], list(pre["spatial_size"])
-        self.in_channels = config["network_def"].get("in_channels")
-        self.preprocess = Preprocessor(self.preset, self.spatial_size)
-        self.anomaly = AnomalyMap(2, **config["scoring"]).to(device)
+        self.preset, self.in_channels = spec.preset, spec.network_def.get("in_channels")
+        self.preprocess = spec.preprocessor()
+        self.anomaly = spec.anomaly_map().to(device)
 
     def __call__(self, path: str, series_uid: str | None) -> dict[str, Any]:
         data = self.preprocess({"image": path, "series_uid": series_uid})
@@ -282,14 +266,12 @@ class _Run:
     """The model side of a scoring run: the network, its threshold and settings, and one case at a time."""
 
     def __init__(self, model_path: Path, device: torch.device, batch_size: int, force: bool, dicom_output: bool = True) -> None:
-        network, self.payload = load_model(model_path, device)
-        self.pre = self.payload["config"]["preprocessing"]
-        self.modality = str(self.pre.get("modality") or "").upper()
-        self.threshold = float(self.payload["threshold"]["value"])
-        self.method = str(self.payload["threshold"].get("method", "unknown"))
-        self.model = {"file": model_path.name, "sha256": _sha256(model_path)[:12]}
-        self.reduction = self.payload["config"]["scoring"].get("reduction", "max")
-        self.scorer = _Scorer(network, self.payload, device, batch_size)
+        network, self.spec = load_model_spec(model_path, device)
+        self.modality = str(self.spec.modality or "").upper()
+        self.threshold, self.method = self.spec.threshold, self.spec.threshold_method
+        self.model = {"file": model_path.name, "sha256": self.spec.sha256[:12]}
+        self.reduction = self.spec.scoring.get("reduction", "max")
+        self.scorer = _Scorer(network, self.spec, device, batch_size)
         self.force, self.dicom_output = force, dicom_output
 
     def _notes(self, item: ScoreInput, result: dict[str, Any], caught: list) -> list[str]:
@@ -371,14 +353,14 @@ class _Run:
         if cases:
             for case, value in zip(cases, normality_scores([c["score"] for c in cases])):
                 case["normality"] = float(value)
-        scoring = self.payload["config"]["scoring"]
+        scoring = self.spec.scoring
         return {
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "mama_monai_version": mama_monai.__version__,
             "model": {
                 **self.model,
-                "threshold": self.payload["threshold"],
-                **{key: self.pre.get(key) for key in ("preset", "spatial_size", "modality")},
+                "threshold": self.spec.threshold_entry,
+                "preset": self.spec.preset, "spatial_size": list(self.spec.spatial_size), "modality": self.spec.modality,
                 "scoring": scoring,
             },
             "definitions": {
