@@ -46,6 +46,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -267,6 +268,9 @@ def write_dicom_outputs(
         DicomOutputError: the objects cannot be built (the message says why); nothing is written then.
     """
     volume = np.asarray(volume, dtype=np.float32)
+    quiet = logging.getLogger("highdicom")
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))  # its INFO lines list every copied module and the source UIDs
     try:
         with warnings.catch_warnings():  # the source's own PatientName style is not ours to judge
             warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name", category=UserWarning)
@@ -276,6 +280,8 @@ def write_dicom_outputs(
             sr = build_sr(headers, seg, summary, _max_frame(affine, headers, summary.max_slice, volume.ndim))
     except (ValueError, TypeError, AttributeError, KeyError) as err:
         raise DicomOutputError(f"no DICOM outputs: {' '.join(str(err).split())}") from err
+    finally:
+        quiet.setLevel(level)
     folder = Path(folder)
     return {
         "seg": _save(seg, folder / "seg.dcm"),

@@ -10,6 +10,7 @@ thresholded region is neither empty nor full. Every object is checked with ``dci
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -192,9 +193,11 @@ def test_nifti_input_gets_nifti_outputs_only(scored):
     np.testing.assert_array_equal(np.asanyarray(mask.dataobj), np.asarray(amap.dataobj) >= np.float32(THRESHOLD))
 
 
-def test_an_empty_region_still_gives_a_valid_seg_and_no_dicom_output_gives_none(scored):
+def test_an_empty_region_still_gives_a_valid_seg_and_no_dicom_output_gives_none(scored, caplog):
     model = tiny_model_file(scored["root"] / "high.pt", 1e3, spatial_size=(64, 64), zero=True)
+    caplog.set_level(logging.INFO)
     report = score_cases(model, [SERIES], scored["root"] / "empty")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("highdicom")] == []  # no per-module chatter
     assert report["cases"][0]["label_name"] == "normal"
     seg_path = scored["root"] / "empty" / "case_001" / "dicom" / "seg.dcm"
     seg = hd.seg.segread(seg_path)
