@@ -40,6 +40,11 @@ def _workflow(kind: str, files, **override) -> ConfigWorkflow:
 def test_infer_workflow_has_every_property():
     wf = _workflow("infer", INFERENCE)
     assert wf.check_properties() == []
+    # as the model-zoo's ci/verify_properties.py builds it
+    from monai.bundle import create_workflow
+
+    made = create_workflow(workflow_type="infer", config_file=INFERENCE, meta_file=META, logging_file=LOGGING, bundle_root=str(REPO))
+    assert made.check_properties() == []
     assert list(wf.dataset.transform.transforms) == [wf.preprocessing]  # the optional preprocessing is the one the dataset uses
     assert isinstance(wf.network_def, torch.nn.Module)
 
