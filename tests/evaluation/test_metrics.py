@@ -117,3 +117,30 @@ def test_bootstrap_rejects_bad_input(kwargs, match):
 
 def test_docstring_examples_run():
     assert doctest.testmod(metrics_module).failed == 0
+
+
+def test_known_answers_by_hand_auroc_ap_operating_point_and_thresholds():
+    from mama_monai.evaluation import best_f1_threshold, calibrate_threshold, youden_threshold
+
+    # positives 0.9 0.8 0.6 0.4, normals 0.7 0.5 0.3 0.2 0.1 0.0. AUROC = pairs ranked right / 24:
+    # 0.9 and 0.8 beat all 6 normals, 0.6 beats 5, 0.4 beats 4 -> 21 / 24
+    m = image_metrics(SCORES, LABELS, threshold=0.5)
+    assert m["auroc"] == pytest.approx(21 / 24)
+    # AP: precision at each positive in score order: 1/1, 2/2, 3/4, 4/6
+    assert m["average_precision"] == pytest.approx((1 + 1 + 3 / 4 + 4 / 6) / 4)
+    # F1 by threshold: 0.9: 2/5, 0.8: 4/6, 0.7: 4/7, 0.6: 6/8, 0.5: 6/9, 0.4: 8/10 (best), 0.3: 8/11
+    assert best_f1_threshold(SCORES, LABELS).value == 0.4
+    # Youden's J = sens - fpr: 0.8: 0.5, 0.6: 3/4 - 1/6, 0.4: 1 - 2/6 (best), 0.3: 1 - 3/6
+    assert youden_threshold(SCORES, LABELS).value == 0.4
+    # normals sorted 0 .1 .2 .3 .5 .7: the 0.8 quantile is at position 5 * 0.8 = 4 -> 0.5
+    t = calibrate_threshold(SCORES[LABELS == 0], quantile=0.8)
+    assert t.value == 0.5
+    at = image_metrics(SCORES, LABELS, threshold=t.value)
+    assert (at["sensitivity"], at["specificity"], at["f1"]) == (3 / 4, 4 / 6, 6 / 9)
+    # where best F1 and Youden disagree: 0.6 0.35 anomalous, 0.5 0.3 0.2 normal
+    s, y = [0.6, 0.35, 0.5, 0.3, 0.2], [1, 1, 0, 0, 0]
+    # F1: 0.6: 2/3, 0.5: 2/4, 0.35: 4/5 (best); J: 0.6: 1/2, 0.35: 1 - 1/3 (best) -> both 0.35
+    assert best_f1_threshold(s, y).value == 0.35 and youden_threshold(s, y).value == 0.35
+    s, y = [0.9, 0.4, 0.5, 0.45, 0.1, 0.05], [1, 1, 0, 0, 0, 0]
+    # F1: 0.9: 2/3 (best); 0.4: 4/7. J: 0.9: 1/2, 0.4: 1 - 2/4 = 1/2 (tie: the highest, 0.9)
+    assert best_f1_threshold(s, y).value == 0.9 and youden_threshold(s, y).value == 0.9
