@@ -254,17 +254,17 @@ def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from mama_monai.engines import load_model
+    from mama_monai.engines.model_spec import load_model_spec
     from mama_monai.workflows.config import configs_dir, load_config
     from mama_monai.workflows.distributed import init_distributed
     from mama_monai.workflows.model_evaluation import evaluate_test_split, model_data_overrides, training_split_overrides
 
     ctx = init_distributed(args.device)
-    network, payload = load_model(_model_file(args.model), ctx.device)
-    split = {} if "data#manifest" in args.overrides else training_split_overrides(payload, args.model)  # its own test split
-    parser = load_config(args.config or configs_dir() / "train.yaml", {**model_data_overrides(payload), **split, **args.overrides})
+    network, spec = load_model_spec(_model_file(args.model), ctx.device)
+    split = {} if "data#manifest" in args.overrides else training_split_overrides(spec.trained_on, args.model)  # its own test split
+    parser = load_config(args.config or configs_dir() / "train.yaml", {**model_data_overrides(spec), **split, **args.overrides})
     out = Path(args.output)
-    report = evaluate_test_split(network, payload, args.model, parser, out, ctx.device)
+    report = evaluate_test_split(network, spec, parser, out, ctx.device)
     image = report["image"]
     print(f"{report['n_scored']} of {report['n_cases']} test cases scored ({report['n_failed']} could not be loaded, "
           f"listed in the report): image AUROC {image['auroc']:.3f}, sensitivity {image['sensitivity']:.2f}, "

@@ -157,10 +157,12 @@ def _apply_recommended(parser: ConfigParser) -> None:
 
 
 def _load_checkpoint(ckpt_path: str | os.PathLike, device: torch.device):
-    from mama_monai.engines.checkpoint import CheckpointError, load_model
+    """``(network, spec)`` of the bundle's model file (:func:`~mama_monai.engines.model_spec.load_model_spec`)."""
+    from mama_monai.engines.checkpoint import CheckpointError
+    from mama_monai.engines.model_spec import load_model_spec
 
     try:
-        return load_model(ckpt_path, device)
+        return load_model_spec(ckpt_path, device)
     except CheckpointError as err:
         raise BundleConfigError(f"ckpt_path {str(ckpt_path)!r} cannot be used: {err}") from None
 
@@ -238,10 +240,10 @@ class BundleEvaluator:
 
         parser = running_config() if parser is None else parser
         device = resolve_device(self.device)
-        network, payload = _load_checkpoint(self.ckpt_path, device)
-        for key, value in model_data_overrides(payload).items():  # checked literals only
+        network, spec = _load_checkpoint(self.ckpt_path, device)
+        for key, value in model_data_overrides(spec).items():  # checked literals only
             parser[key] = value
-        report = evaluate_test_split(network, payload, self.ckpt_path, parser, self.output_dir, device)
+        report = evaluate_test_split(network, spec, parser, self.output_dir, device)
         logger.info(
             "%d of %d test cases scored (%d failed): image AUROC %.3f; report: %s",
             report["n_scored"], report["n_cases"], report["n_failed"], report["image"]["auroc"], self.output_dir / "report.json",

@@ -42,7 +42,8 @@ __all__ = ["ModelPostprocessing", "ModelPreprocessing", "SlicewiseInferer", "Tra
 logger = logging.getLogger(__name__)
 
 
-def _payload(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu"):
+def _model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """``(network, spec)`` of the model file (:class:`~mama_monai.engines.model_spec.ModelSpec`)."""
     from mama_monai.workflows.bundle import _load_checkpoint
 
     return _load_checkpoint(ckpt_path, torch.device(device))
@@ -57,7 +58,7 @@ def model_network(ckpt_path: str | os.PathLike | None, default_network: str = "m
         BundleConfigError: ``ckpt_path`` exists but is not a usable model file (names the key and path).
     """
     if ckpt_path is not None and Path(ckpt_path).is_file():
-        return _payload(ckpt_path)[0]
+        return _model(ckpt_path)[0]
     from mama_monai.workflows.config import configs_dir
 
     logger.warning("ckpt_path %r: no model file; network_def is the untrained default %r", str(ckpt_path), default_network)
@@ -85,19 +86,12 @@ class ModelPreprocessing:
 
     def __init__(self, ckpt_path: str | os.PathLike) -> None:
         self.ckpt_path = ckpt_path
-        self._chains: tuple[Callable, dict[int, Callable]] | None = None
+        self._preprocess: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
-        from mama_monai.data.presets import get_preset
-
-        if self._chains is None:
-            pre = _payload(self.ckpt_path)[1]["config"]["preprocessing"]
-            size = list(pre["spatial_size"])
-            loader = get_preset(pre["preset"], size, 2, with_loader=True).transforms[0]
-            self._chains = (loader, {dims: get_preset(pre["preset"], size, dims) for dims in (2, 3)})
-        loader, chains = self._chains
-        data = loader(dict(data))
-        return chains[data["image"].ndim - 1](data)
+        if self._preprocess is None:  # the Preprocessor training and ``score`` use
+            self._preprocess = _model(self.ckpt_path)[1].preprocessor()
+        return self._preprocess(data)
 
 
 class SlicewiseInferer(Inferer):
@@ -137,10 +131,8 @@ class ModelPostprocessing:
         self._anomaly = None
 
     def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
-        from mama_monai.engines.anomaly_map import AnomalyMap
-
         if self._anomaly is None:
-            self._anomaly = AnomalyMap(2, **_payload(self.ckpt_path)[1]["config"]["scoring"])
+            self._anomaly = _model(self.ckpt_path)[1].anomaly_map()
         image, pred = torch.as_tensor(data["image"]).float(), torch.as_tensor(data["pred"]).float()
         if image.ndim == 3:
             image, pred = image[..., None], pred[..., None]

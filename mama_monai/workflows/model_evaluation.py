@@ -14,9 +14,9 @@ One code path for ``mama-monai evaluate`` and the bundle's ``validate#evaluator`
    :func:`~mama_monai.reports.html.write_evaluate_page`).
 
 Example:
-    >>> network, payload = load_model("run/model.pt")  # doctest: +SKIP
-    >>> parser = load_config("configs/train.yaml", model_data_overrides(payload))  # doctest: +SKIP
-    >>> report = evaluate_test_split(network, payload, "run/model.pt", parser, "eval", "cpu")  # doctest: +SKIP
+    >>> network, spec = load_model_spec("run/model.pt")  # doctest: +SKIP
+    >>> parser = load_config("configs/train.yaml", model_data_overrides(spec))  # doctest: +SKIP
+    >>> report = evaluate_test_split(network, spec, parser, "eval", "cpu")  # doctest: +SKIP
     >>> report["n_cases"] == report["n_scored"] + len(report["failures"])  # doctest: +SKIP
     True
 """
@@ -30,45 +30,44 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from mama_monai.engines.model_spec import ModelSpec, TrainingSplit
+
 __all__ = ["evaluate_test_split", "model_data_overrides", "training_split_overrides"]
 
 
-def model_data_overrides(payload: dict[str, Any]) -> dict[str, Any]:
-    """``{"data#preset", "data#spatial_size", "data#modality"}`` from a loaded model file.
+def model_data_overrides(spec: ModelSpec) -> dict[str, Any]:
+    """``{"data#preset", "data#spatial_size", "data#modality"}`` of a model file's spec.
 
     The values are checked again here (:func:`~mama_monai.engines.stored_config.check_preprocessing`),
     because they enter a :class:`~monai.bundle.ConfigParser`: a preset name, two ints and a
     DICOM Modality (or null) can hold no ``$`` expression, ``@`` reference or ``%`` macro.
 
-    Args:
-        payload: what :func:`~mama_monai.engines.checkpoint.load_model` returned.
-
     Raises:
-        ValueError: a stored value that is not such a literal (cannot happen for a payload from ``load_model``).
+        ValueError: a value that is not such a literal (cannot happen for a spec from ``load_model_spec``).
     """
     from mama_monai.engines.stored_config import check_preprocessing
 
-    pre = check_preprocessing(payload["config"]["preprocessing"])
-    return {"data#preset": pre["preset"], "data#spatial_size": list(pre["spatial_size"]), "data#modality": pre.get("modality")}
+    check_preprocessing({"preset": spec.preset, "spatial_size": list(spec.spatial_size), "modality": spec.modality})
+    return spec.data_overrides()
 
 
-def training_split_overrides(payload: dict[str, Any], model_path: str | os.PathLike = "the model file") -> dict[str, Any]:
-    """``{"data#manifest", "data#fold"}`` the model was trained with, for ``evaluate`` run without
-    ``--data#manifest``: a model is evaluated on its own test split, never silently on the
-    embedded CT demo (an MR model scored on CT) nor on another fold's cases, some of which it
-    trained on.
+def training_split_overrides(trained_on: TrainingSplit | None, model_path: str | os.PathLike = "the model file") -> dict[str, Any]:
+    """``{"data#manifest", "data#fold"}`` the model was trained with (``spec.trained_on``), for
+    ``evaluate`` run without ``--data#manifest``: a model is evaluated on its own test split, never
+    silently on the embedded CT demo (an MR model scored on CT) nor on another fold's cases, some
+    of which it trained on.
 
     A stored manifest of ``None`` means the model was trained on the embedded LIDC-IDRI-0001 demo.
 
     Raises:
-        ValueError: the model file does not record its training manifest, records one that is
-            not a plain path, or one that no longer exists; the message says to pass ``--data#manifest``.
+        ValueError: the model file does not record its training manifest (``trained_on`` None),
+            records one that is not a plain path, or one that no longer exists; the message says
+            to pass ``--data#manifest``.
     """
-    pre = payload["config"]["preprocessing"]
     hint = "pass --data#manifest (and --data#fold) to say which test split to evaluate"
-    if "manifest" not in pre:
+    if trained_on is None:
         raise ValueError(f"{model_path} does not record the manifest it was trained with; {hint}.")
-    manifest, fold = pre["manifest"], pre.get("fold")
+    manifest, fold = trained_on.manifest, trained_on.fold
     if manifest is not None and (type(manifest) is not str or manifest[:1] in ("$", "@", "%")):
         raise ValueError(f"{model_path} records a training manifest that is not a plain path ({manifest!r}); {hint}.")
     if fold is not None and type(fold) is not int:
@@ -87,8 +86,7 @@ def _no_test_case(manifest: Any, failures: list) -> ValueError:
 
 def evaluate_test_split(
     network: nn.Module,
-    payload: dict[str, Any],
-    model_path: str | os.PathLike,
+    spec: ModelSpec,
     parser: Any,
     output_dir: str | os.PathLike,
     device: str | torch.device,
@@ -97,8 +95,8 @@ def evaluate_test_split(
 
     Args:
         network: the model file's network (eval mode).
-        payload: the model file's checked contents (``scoring``, ``threshold``).
-        model_path: the model file, recorded in the report.
+        spec: the model file's :class:`~mama_monai.engines.model_spec.ModelSpec` (scoring,
+            threshold, training split; its ``path`` is recorded in the report).
         parser: the workflow config whose ``data`` section names the manifest, fold, preset and size.
         output_dir: folder for ``report.json`` and ``plots/``.
         device: where the network runs.
@@ -121,7 +119,7 @@ def evaluate_test_split(
         raise _no_test_case(split["manifest"], failures)
     output_dir = Path(output_dir)
     device = torch.device(device)
-    report = evaluate_items(network, payload["config"]["scoring"], payload["threshold"], test, device, output_dir / "plots")
+    report = evaluate_items(network, dict(spec.scoring), dict(spec.threshold_entry), test, device, output_dir / "plots")
     report.update(
         n_cases=len(test) + len(failures), n_scored=len(test), n_failed=len(failures), failures=[f.to_json() for f in failures]
     )
@@ -129,8 +127,8 @@ def evaluate_test_split(
     report["test_split"] = {
         "manifest": data.get("manifest") or "embedded LIDC-IDRI-0001 demo",
         "fold": data.get("fold"),
-        "trained_with": payload["config"]["preprocessing"].get("manifest", "not recorded") or "embedded LIDC-IDRI-0001 demo",
+        "trained_with": "not recorded" if spec.trained_on is None else spec.trained_on.manifest or "embedded LIDC-IDRI-0001 demo",
     }
-    write_json({"model": str(model_path), "threshold": payload["threshold"], **report}, output_dir / "report.json")
-    write_evaluate_page(output_dir, {"model": str(model_path), **report})
+    write_json({"model": str(spec.path), "threshold": spec.threshold_entry, **report}, output_dir / "report.json")
+    write_evaluate_page(output_dir, {"model": str(spec.path), **report})
     return report

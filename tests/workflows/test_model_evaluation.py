@@ -114,34 +114,38 @@ def test_evaluate_with_no_readable_test_case_says_so(model, tmp_path, capsys):
     assert not (tmp_path / "eval" / "report.json").exists()
 
 
-def _payload(manifest, fold=None, **extra):
-    pre = {"preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": manifest, "fold": fold, **extra}
-    return {"config": {"preprocessing": pre}}
-
-
 def test_evaluate_defaults_to_the_manifest_and_fold_the_model_was_trained_with(tmp_path):
+    from mama_monai.engines.model_spec import TrainingSplit
     from mama_monai.workflows.model_evaluation import training_split_overrides
 
     manifest = tmp_path / "manifest.json"
     manifest.write_text("{}")
-    assert training_split_overrides(_payload(str(manifest), 2)) == {"data#manifest": str(manifest), "data#fold": 2}
-    assert training_split_overrides(_payload(None)) == {"data#manifest": None, "data#fold": None}  # the embedded demo
+    assert training_split_overrides(TrainingSplit(str(manifest), 2)) == {"data#manifest": str(manifest), "data#fold": 2}
+    assert training_split_overrides(TrainingSplit(None, None)) == {"data#manifest": None, "data#fold": None}  # the embedded demo
 
 
 @pytest.mark.parametrize(
-    "payload, message",
+    "trained_on, message",
     [
-        (_payload("/nowhere/brain_mri.json"), r"was trained with manifest '/nowhere/brain_mri.json', which does not exist here; pass --data#manifest"),
-        ({"config": {"preprocessing": {"preset": "ct_lung", "spatial_size": [32, 32]}}}, r"does not record the manifest it was trained with"),
-        (_payload("$__import__('os')"), r"not a plain path"),
-        (_payload(None, fold="1"), r"training fold that is not an int"),
+        (("/nowhere/brain_mri.json", None), r"was trained with manifest '/nowhere/brain_mri.json', which does not exist here; pass --data#manifest"),
+        (None, r"does not record the manifest it was trained with"),
+        (("$__import__('os')", None), r"not a plain path"),
+        ((None, "1"), r"training fold that is not an int"),
     ],
 )
-def test_evaluate_refuses_to_guess_the_test_split(payload, message):
+def test_evaluate_refuses_to_guess_the_test_split(trained_on, message):
+    from mama_monai.engines.model_spec import TrainingSplit
     from mama_monai.workflows.model_evaluation import training_split_overrides
 
     with pytest.raises(ValueError, match=message):
-        training_split_overrides(payload, "model.pt")
+        training_split_overrides(None if trained_on is None else TrainingSplit(*trained_on), "model.pt")
+
+
+def test_a_model_file_without_a_recorded_manifest_has_no_training_split(tmp_path):
+    from mama_monai.engines.model_spec import load_model_spec
+
+    model = tiny_model_file(tmp_path / "model.pt", 0.01)  # preprocessing without 'manifest'
+    assert load_model_spec(model)[1].trained_on is None
 
 
 def test_cli_evaluate_uses_the_training_manifest_and_records_it(manifest, tmp_path, capsys):
