@@ -214,12 +214,22 @@ def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext) -> 
     run.network.eval()
 
 
+#: the ``data`` keys a model file keeps as ``preprocessing``: what scoring needs, and the training
+#: split (``evaluate``'s default test split); machine-local ones (``cache_dir``, ``num_workers``) stay out
+_STORED_DATA_KEYS = ("preset", "spatial_size", "modality", "manifest", "fold")
+#: the ``data`` keys that say how the threshold was calibrated, kept as a record under ``validation``
+_VALIDATION_KEYS = ("val_every", "simulated_validation_anomalies", "validation_lesion_mode", "validation_lesion_radius")
+
+
 def _save(parser: ConfigParser, run: TrainingRun, output_dir: Path, threshold: dict[str, Any]) -> Path:
     """``output_dir/model.pt``: the network, the config that rebuilds and preprocesses for it, the
-    threshold and the training history."""
+    threshold and the training history. Of the ``data`` section only what inference needs (and the
+    training split) goes in as ``preprocessing``; the validation settings go in as a record."""
+    data = parser.get_parsed_content("data")
     config = {
         "network_def": resolved(parser, "network_def"),
-        "preprocessing": dict(parser.get_parsed_content("data")),
+        "preprocessing": {k: data[k] for k in _STORED_DATA_KEYS if k in data},
+        "validation": {k: data[k] for k in _VALIDATION_KEYS if k in data},
         "scoring": anomaly_map_args(parser.get_parsed_content("scoring")),
         "loss": resolved(parser, "loss"),
         "training": dict(parser.get_parsed_content("training")),

@@ -47,4 +47,7 @@ def test_slot_usage_and_threshold_are_recorded(tiny, tmp_path):
     assert result.threshold["method"] == "normal_quantile_0.95"
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload["threshold"]["value"] == result.threshold["value"]
-    assert payload["config"]["preprocessing"]["preset"] == "ct_lung"
+    assert payload["config"]["preprocessing"] == {
+        "preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": None, "fold": None,
+    }  # what scoring needs + the training split; no cache folder or worker count in a deployable file
+    assert payload["config"]["validation"]["validation_lesion_mode"] == "tissue"
