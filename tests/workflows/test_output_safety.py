@@ -95,7 +95,7 @@ def test_two_score_runs_into_one_new_folder_never_both_write(files, tmp_path, ti
     assert codes == [0, 2], results  # the second is refused: in use, or (if the first had finished) not empty
     refused = next(err for code, err in results if code == 2)
     assert "is in use by another mama-monai run" in refused or "already holds results" in refused
-    assert sorted(p.name for p in out.iterdir()) == ["case_001", "scores.csv", "scores.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["case_001", "index.html", "scores.csv", "scores.json"]
 
 
 @pytest.mark.parametrize("command, name, result", WRITERS, ids=[w[0] for w in WRITERS])
