@@ -57,17 +57,13 @@ class BundleConfigError(ValueError):
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else -> ``torch.device(device)``.
+    """:func:`mama_monai.workflows.devices.resolve_device`, its refusal as a :class:`BundleConfigError`."""
+    from mama_monai.workflows.devices import resolve_device as resolve
 
-    Raises:
-        BundleConfigError: CUDA asked for on a machine without it.
-    """
-    name = str(device)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BundleConfigError(f"device {str(device)!r}: CUDA is not available on this machine; use --device cpu.")
-    return torch.device(name)
+    try:
+        return resolve(device)
+    except ValueError as err:
+        raise BundleConfigError(str(err)) from None
 
 
 def dataset_manifest(dataset_dir: str | os.PathLike | None) -> str | None:

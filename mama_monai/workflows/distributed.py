@@ -16,6 +16,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
+from mama_monai.workflows.devices import resolve_device
+
 __all__ = ["COMM_HOOKS", "DistributedContext", "comm_hook", "init_distributed", "register_comm_hook"]
 
 #: ``training#ddp_comm_hook`` values: PyTorch's own DDP communication hooks, by name
@@ -48,15 +50,12 @@ def init_distributed(device: str = "auto") -> DistributedContext:
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``. Under
             torchrun with CUDA each process takes ``cuda:LOCAL_RANK``.
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for, but CUDA is not available on this machine; use --device cpu.")
+    resolved = resolve_device(device)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
-        return DistributedContext(0, 1, torch.device(device))
+        return DistributedContext(0, 1, resolved)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.startswith("cuda"):
+    if resolved.type == "cuda":
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)
     else:

@@ -74,6 +74,7 @@ from mama_monai.data.dicom_series import is_dicom_file
 from mama_monai.data.orientation import restore_orientation
 from mama_monai.data.slicing import slice_volume, stack_slices
 from mama_monai.engines.model_spec import ModelSpec, load_model_spec
+from mama_monai.workflows.devices import resolve_device
 from mama_monai.evaluation.images import overlay_png
 from mama_monai.evaluation.metrics import normality_scores
 from mama_monai.outputs import OutputExistsError, existing_results, lock_output, refuse_to_replace
@@ -230,9 +231,7 @@ def score_cases(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     output_dir, model_path = Path(output_dir), Path(model_path)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device must be 'cpu' here: {str(device)!r} was asked for but CUDA is not available.")
+    device = resolve_device(device)
     with lock_output(output_dir):
         refuse_to_replace(output_dir, existing_results(output_dir), overwrite)
         run = _Run(model_path, device, batch_size, force, dicom_output)
