@@ -23,17 +23,14 @@ Example:
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
-import numpy as np
-from monai.data import MetaTensor, NibabelWriter
-from monai.data.utils import to_affine_nd
+from monai.data import MetaTensor
 
-from mama_monai.atomic import atomic_write
 from mama_monai.data.loading import load_image
+from mama_monai.data.nifti import write_nifti
 from mama_monai.data.presets import get_preset
 from mama_monai.data.slicing import slice_volume, stack_slices
 
@@ -85,26 +82,5 @@ def convert(
         image = chain({"image": image})["image"]
         if grid == "original":
             image = stack_slices([s["image"] for s in slice_volume({"image": image})], grid="original")
-    _write_nifti_atomic(image, output)
+    write_nifti(output, image)
     return image
-
-
-def _write_nifti_atomic(image: MetaTensor, output: Path) -> None:
-    """What ``NibabelWriter.write`` saves (data type, squeezed axes, affine as sform and qform code 1),
-    streamed into :func:`~mama_monai.atomic.atomic_write` (gzip level 1, nibabel's, for ``.nii.gz``)."""
-    writer = NibabelWriter(output_dtype=image.dtype)
-    writer.set_data_array(image, channel_dim=0, squeeze_end_dims=True)
-    writer.set_metadata({"affine": image.affine, "original_affine": image.affine}, resample=False)
-    nifti = writer.create_backend_obj(writer.data_obj, affine=writer.affine, dtype=writer.output_dtype)
-    affine = to_affine_nd(r=3, affine=np.asarray(writer.affine if writer.affine is not None else np.eye(4)))
-    nifti.set_sform(affine, code=1)
-    nifti.set_qform(affine, code=1)
-
-    def write(f) -> None:
-        if not output.name.lower().endswith(".gz"):
-            nifti.to_stream(f)
-            return
-        with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0) as stream:
-            nifti.to_stream(stream)
-
-    atomic_write(output, write)

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import gzip
 import io
 import json
 import logging
@@ -62,7 +61,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
 from monai.transforms import Resize
@@ -71,6 +69,7 @@ from tqdm.auto import tqdm
 import mama_monai
 from mama_monai.atomic import atomic_write
 from mama_monai.data.dicom_series import is_dicom_file
+from mama_monai.data.nifti import write_nifti
 from mama_monai.data.orientation import restore_orientation
 from mama_monai.data.slicing import slice_volume, stack_slices
 from mama_monai.engines.model_spec import ModelSpec, load_model_spec
@@ -101,14 +100,6 @@ _QUIET = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 class ModalityMismatchError(ValueError):
     """An input's DICOM Modality differs from the modality the model was trained on."""
-
-
-def _write_nifti(path: Path, array: np.ndarray, affine: np.ndarray, dtype: type = np.float32) -> None:
-    image = nib.Nifti1Image(np.asarray(array, dtype=dtype), np.asarray(affine, dtype=np.float64))
-    image.set_qform(image.affine, code=1)  # scanner coordinates, read by ITK-SNAP / 3D Slicer
-    image.set_sform(image.affine, code=1)
-    image.header.set_xyzt_units("mm")
-    atomic_write(path, lambda f: f.write(gzip.compress(image.to_bytes(), mtime=0)))
 
 
 def _check_modalities(inputs: Sequence[ScoreInput], expected: str, force: bool) -> None:
@@ -295,8 +286,8 @@ class _Run:
         name, threshold = item.name, self.threshold
         case_dir = output_dir / name
         amap = np.asarray(result["map"], dtype=np.float32)  # exactly what anomaly_map.nii.gz holds
-        _write_nifti(case_dir / "anomaly_map.nii.gz", amap, result["affine"])
-        _write_nifti(case_dir / "anomaly_mask.nii.gz", amap >= np.float32(threshold), result["affine"], np.uint8)
+        write_nifti(case_dir / "anomaly_map.nii.gz", amap, result["affine"], np.float32)
+        write_nifti(case_dir / "anomaly_mask.nii.gz", amap >= np.float32(threshold), result["affine"], np.uint8)
         score = float(result["slice_scores"].max())
         label = int(score >= threshold)
         label_name = "anomalous" if label else "normal"
