@@ -67,14 +67,23 @@ def read_source_headers(path: str | os.PathLike, series_uid: str | None) -> list
     return headers
 
 
-def _pixel_positions(ds: pydicom.Dataset) -> np.ndarray:
-    """Patient (LPS) position of every pixel centre of ``ds``: ``(rows, columns, 3)``."""
-    position = np.array([float(v) for v in ds.ImagePositionPatient])
+def _voxel_indices(ds: pydicom.Dataset, to_voxel: np.ndarray) -> np.ndarray:
+    """The map voxel coordinates (not rounded) of every pixel centre of ``ds``: ``(rows, columns, 3)``.
+
+    The pixel's patient (LPS) position is ImagePositionPatient + column * column spacing * (row
+    direction) + row * row spacing * (column direction) (the first triplet of
+    ImageOrientationPatient is the direction along a row); affine in (row, column), so it is
+    built from one position and two steps.
+    """
+    position = np.array([float(v) for v in ds.ImagePositionPatient]) * _LPS_TO_RAS
     orientation = np.array([float(v) for v in ds.ImageOrientationPatient])
     row_spacing, column_spacing = (float(v) for v in ds.PixelSpacing)
-    r, c = np.mgrid[0 : int(ds.Rows), 0 : int(ds.Columns)]
-    # first triplet: direction of a row (increasing column); second: of a column (increasing row)
-    return position + c[..., None] * column_spacing * orientation[:3] + r[..., None] * row_spacing * orientation[3:]
+    linear, shift = to_voxel[:3, :3], to_voxel[:3, 3]
+    start = linear @ position + shift
+    along_row = linear @ (orientation[:3] * _LPS_TO_RAS) * column_spacing  # one column further
+    along_column = linear @ (orientation[3:] * _LPS_TO_RAS) * row_spacing  # one row further
+    rows, columns = np.arange(int(ds.Rows)), np.arange(int(ds.Columns))
+    return start + rows[:, None, None] * along_column + columns[None, :, None] * along_row
 
 
 def map_to_frames(volume: np.ndarray, affine: np.ndarray, headers: list[pydicom.Dataset], tolerance: float = 0.25) -> np.ndarray:
@@ -105,8 +114,7 @@ def map_to_frames(volume: np.ndarray, affine: np.ndarray, headers: list[pydicom.
     to_voxel = np.linalg.inv(np.asarray(affine, dtype=np.float64))
     frames = []
     for number, ds in enumerate(headers, start=1):
-        world = _pixel_positions(ds) * _LPS_TO_RAS
-        voxel = world @ to_voxel[:3, :3].T + to_voxel[:3, 3]
+        voxel = _voxel_indices(ds, to_voxel)
         index = np.rint(voxel)
         off = float(np.abs(voxel - index).max())
         if off > tolerance:

@@ -234,3 +234,19 @@ def test_seg_keeps_a_frame_for_every_source_slice_even_where_the_region_is_empty
         for i, f in enumerate(seg.PerFrameFunctionalGroupsSequence)
     }
     assert [int(by_source[h.SOPInstanceUID].sum()) for h in headers] == [0, 0, 50, 0, 0]
+
+
+def test_frames_follow_each_pixel_to_its_voxel_with_non_square_pixels():
+    # known answer: a volume whose value encodes its voxel index; rows 2 mm apart, columns 3 mm apart
+    headers = read_source_headers(SERIES, None)
+    for ds in headers:
+        ds.PixelSpacing, ds.Rows, ds.Columns = [2.0, 3.0], 6, 4
+    first = [float(v) for v in headers[0].ImagePositionPatient]
+    i, j, k = np.meshgrid(np.arange(4), np.arange(6), np.arange(5), indexing="ij")
+    volume = (i * 10000 + j * 100 + k).astype(np.float64)  # (W = columns, H = rows, slices)
+    affine = np.diag([-3.0, -2.0, 2.5, 1.0])  # i along the row (LPS +x), j along the column (+y), RAS signs
+    affine[:3, 3] = [-first[0], -first[1], first[2]]
+    frames = map_to_frames(volume, affine, headers)
+    rows, columns = np.meshgrid(np.arange(6), np.arange(4), indexing="ij")
+    for n in range(5):
+        np.testing.assert_array_equal(frames[n], columns * 10000 + rows * 100 + n)
