@@ -292,7 +292,7 @@ def _add_cv_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_cv(args: argparse.Namespace) -> int:
     from mama_monai.workflows.cross_validation import cross_validate
-    from mama_monai.workflows.demo import write_json
+    from mama_monai.reports.json_report import write_json
     from mama_monai.workflows.distributed import init_distributed
 
     ctx = init_distributed(args.device)

@@ -17,15 +17,13 @@
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
-from mama_monai.atomic import atomic_write
 from mama_monai.data.demo import load_demo_ct
 from mama_monai.reports.html import write_demo_page
+from mama_monai.reports.json_report import write_json
 from mama_monai.workflows.cases import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import init_distributed
@@ -33,7 +31,7 @@ from mama_monai.workflows.evaluation import evaluate_items
 from mama_monai.workflows.scoring import score_cases
 from mama_monai.workflows.training import train_model
 
-__all__ = ["demo_settings", "run_demo", "write_json"]
+__all__ = ["demo_settings", "run_demo"]
 
 
 def demo_settings() -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -49,23 +47,6 @@ def demo_settings() -> tuple[list[tuple[str, str]], dict[str, Any]]:
     if not models:
         raise ValueError(f"{path} must list at least one model under 'models', got {settings.get('models')!r}.")
     return models, dict(settings.get("overrides") or {})
-
-
-def _clean(value: Any) -> Any:
-    """NaN/inf -> None, so the report is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def write_json(data: dict[str, Any], path: Path) -> Path:
-    """Write strict JSON atomically (temporary file in the same folder, then rename)."""
-    text = json.dumps(_clean(data), indent=2, allow_nan=False)
-    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _model_report(network: str, result: Any, evaluation: dict[str, Any], seconds: float) -> dict[str, Any]:

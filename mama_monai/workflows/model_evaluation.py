@@ -110,7 +110,7 @@ def evaluate_test_split(
     """
     from mama_monai.reports.html import write_evaluate_page
     from mama_monai.workflows.cases import load_test_split
-    from mama_monai.workflows.demo import write_json
+    from mama_monai.reports.json_report import write_json
     from mama_monai.workflows.evaluation import evaluate_items
 
     split = load_test_split(parser)
