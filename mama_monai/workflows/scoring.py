@@ -180,30 +180,25 @@ def score_cases(
 ) -> dict[str, Any]:
     """Score each input with the model at ``model_path``; write maps, overlays and the run report.
 
-    The **case score is the maximum of the slice scores** (each slice scored by the checkpoint's
-    ``AnomalyMap`` reduction), so a case is as anomalous as its most anomalous slice; the label is
-    ``score >= threshold`` with the threshold stored in the checkpoint (calibrated on held-out
-    normal slices), i.e. a case is anomalous when any slice is. ``max_slice`` is that slice's
-    index along the last axis of the input as loaded (and of ``anomaly_map.nii.gz``). The
-    normality (paper Eq. 14) rescales the scores of this run's cases to [0, 1] (1 = most
-    normal): for reports only, it changes with the set of cases.
+    The **case score is the maximum of the slice scores** (each by the model's ``AnomalyMap``
+    reduction); the label is ``score >= threshold`` (the model's, calibrated on held-out normal
+    slices): a case is anomalous when any slice is. ``max_slice`` is that slice's index along the
+    last axis of the input as loaded. The normality (paper Eq. 14) rescales this run's scores to
+    [0, 1] (1 = most normal): for reports only, it changes with the set of cases.
 
     Args:
         model_path: a model file written by :func:`~mama_monai.engines.checkpoint.save_model`.
-        inputs: DICOM series folders, DICOM files, NIfTI files, PNG/JPEG images.
-        output_dir: new or empty folder for the outputs (layout in the module docstring), locked
-            while the run writes (:func:`~mama_monai.outputs.lock_output`).
-        device: ``"cpu"`` (default) or ``"cuda"``.
+        inputs: DICOM series folders or files, NIfTI, NRRD, MHA/MHD, PNG/JPEG/TIFF images.
+        output_dir: new or empty output folder (module docstring), locked while the run writes.
+        device: ``"cpu"`` (default), ``"cuda"`` or ``"auto"``.
         series_uid: SeriesInstanceUID to read from folders holding several series (default ``None``).
         force: score inputs whose DICOM Modality differs from the model's (default ``False``: refused).
-        overwrite: write into an ``output_dir`` that already holds results, replacing files of the
-            same names (default ``False``: refused). Other files there are left alone.
-        include_identifiers: case names from the file names, unredacted messages, and the ``input``
-            and ``patient_id`` columns (default ``False``: nothing derived from a path or a header).
+        overwrite: replace results already in ``output_dir`` (default ``False``: refused).
+        include_identifiers: case names from file names, unredacted messages, ``input`` and
+            ``patient_id`` columns (default ``False``: nothing derived from a path or a header).
         batch_size: slices per forward pass (default 16).
         progress: show a progress bar over the cases (default ``False``).
-        dicom_output: write DICOM SEG, Parametric Map and SR for DICOM inputs (default ``True``;
-            module docstring). NIfTI / PNG inputs never get them.
+        dicom_output: DICOM SEG, Parametric Map and SR for DICOM inputs (default ``True``).
 
     Returns:
         The report written to ``scores.json``: ``cases`` (one dict per scored input, keys of
@@ -217,10 +212,7 @@ def score_cases(
         ModalityMismatchError: a DICOM input of another modality than the model's, without ``force``.
         ValueError: no inputs or a bad ``batch_size``.
     """
-    if not inputs:
-        raise ValueError("inputs must name at least one DICOM folder/file, NIfTI or PNG/JPEG, got none.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    _check_arguments(inputs, batch_size)
     output_dir, model_path = Path(output_dir), Path(model_path)
     device = resolve_device(device)
     with lock_output(output_dir):
@@ -228,20 +220,36 @@ def score_cases(
         run = _Run(model_path, device, batch_size, force, dicom_output)
         items = inspect_inputs(inputs, series_uid, include_identifiers)
         _check_modalities(items, run.modality, force)
-        cases, failures = [], []
-        for item in tqdm(items, desc="scoring", unit="case", disable=not progress):
-            try:
-                case = run.score(item, output_dir, series_uid)
-            except Exception as err:  # one bad input never stops the others
-                message = item.redact(" ".join(str(err).split()) or type(err).__name__)
-                failures.append({**_identity(item, include_identifiers), "error": f"{type(err).__name__}: {message}"})
-                logger.warning("skipped %s (input %d): %s", item.name, item.index, message)
-                continue
-            cases.append({**case, **_identity(item, include_identifiers)})
+        cases, failures = _score_each(run, items, output_dir, series_uid, include_identifiers, progress)
         report = run.report(cases, failures, output_dir)
         write_score_page(output_dir, report)
         _write_reports(output_dir, report, include_identifiers)
     return report
+
+
+def _check_arguments(inputs: Sequence[str | os.PathLike], batch_size: int) -> None:
+    if not inputs:
+        raise ValueError("inputs must name at least one DICOM folder/file, NIfTI or PNG/JPEG, got none.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+
+
+def _score_each(
+    run: _Run, items: Sequence[ScoreInput], output_dir: Path, series_uid: str | None, include_identifiers: bool, progress: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each input scored in turn: ``(cases, failures)``; one bad input never stops the others
+    (its error, redacted, is logged and listed)."""
+    cases, failures = [], []
+    for item in tqdm(items, desc="scoring", unit="case", disable=not progress):
+        try:
+            case = run.score(item, output_dir, series_uid)
+        except Exception as err:
+            message = item.redact(" ".join(str(err).split()) or type(err).__name__)
+            failures.append({**_identity(item, include_identifiers), "error": f"{type(err).__name__}: {message}"})
+            logger.warning("skipped %s (input %d): %s", item.name, item.index, message)
+            continue
+        cases.append({**case, **_identity(item, include_identifiers)})
+    return cases, failures
 
 
 def _identity(item: ScoreInput, include_identifiers: bool) -> dict[str, Any]:
