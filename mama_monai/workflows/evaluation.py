@@ -49,6 +49,20 @@ def _thresholds(threshold: float | dict[str, Any]) -> tuple[float, float | None]
     return float(threshold), None
 
 
+def _pixel_metrics(out: dict[str, np.ndarray], masks: np.ndarray, items: Sequence[dict], anomaly_map: AnomalyMap) -> dict[str, Any]:
+    """``pixel_region``, ``pixel_auroc`` and ``pixel_pro`` over the anomalous items with a mask,
+    inside the map's foreground (None without such items)."""
+    with_mask = np.array([bool(it["has_mask"]) and it["label"] == 1 and masks[i].any() for i, it in enumerate(items)])
+    region = anomaly_map.foreground(torch.as_tensor(out["image"])).numpy()[:, 0] > 0
+    described = "whole image" if anomaly_map.foreground_threshold is None else (
+        f"foreground: input > {anomaly_map.foreground_threshold:g}, eroded {anomaly_map.border} px"
+    )
+    if not with_mask.any():
+        return {"pixel_region": described, "pixel_auroc": None, "pixel_pro": None}
+    maps, truth, inside = out["map"][with_mask, 0], masks[with_mask], region[with_mask]
+    return {"pixel_region": described, "pixel_auroc": float(pixel_auroc(maps, truth, inside)), "pixel_pro": float(pro_score(maps, truth, inside))}
+
+
 def evaluate_items(
     network: nn.Module,
     scoring: dict[str, Any],
@@ -86,17 +100,7 @@ def evaluate_items(
     report["image"] = _operating_point(scores, labels, threshold, seed)
     report["image_mean_error"] = _operating_point(mean_error, labels, mean_error_threshold, seed)
     masks = np.stack([np.asarray(it["mask"][0]) for it in items])
-    with_mask = np.array([bool(it["has_mask"]) and it["label"] == 1 and masks[i].any() for i, it in enumerate(items)])
-    region = anomaly_map.foreground(torch.as_tensor(out["image"])).numpy()[:, 0] > 0
-    report["pixel_region"] = "whole image" if anomaly_map.foreground_threshold is None else (
-        f"foreground: input > {anomaly_map.foreground_threshold:g}, eroded {anomaly_map.border} px"
-    )
-    report["pixel_auroc"] = (
-        float(pixel_auroc(out["map"][with_mask, 0], masks[with_mask], region[with_mask])) if with_mask.any() else None
-    )
-    report["pixel_pro"] = (
-        float(pro_score(out["map"][with_mask, 0], masks[with_mask], region[with_mask])) if with_mask.any() else None
-    )
+    report.update(_pixel_metrics(out, masks, items, anomaly_map))
     normality = normality_scores(scores)
     report["cases"] = [
         {
