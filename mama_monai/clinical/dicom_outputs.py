@@ -278,8 +278,8 @@ def write_dicom_outputs(
             seg = build_seg(headers, frames >= np.float32(summary.threshold), summary)
             pmap = build_parametric_map(headers, frames, summary)
             sr = build_sr(headers, seg, summary, _max_frame(affine, headers, summary.max_slice, volume.ndim))
-    except (ValueError, TypeError, AttributeError, KeyError) as err:
-        raise DicomOutputError(f"no DICOM outputs: {' '.join(str(err).split())}") from err
+    except Exception as err:  # highdicom refuses a source in many ways; the case itself stays scored
+        raise DicomOutputError(f"no DICOM outputs: {type(err).__name__}: {' '.join(str(err).split())}") from err
     finally:
         quiet.setLevel(level)
     folder = Path(folder)

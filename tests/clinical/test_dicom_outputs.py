@@ -250,3 +250,17 @@ def test_frames_follow_each_pixel_to_its_voxel_with_non_square_pixels():
     rows, columns = np.meshgrid(np.arange(6), np.arange(4), indexing="ij")
     for n in range(5):
         np.testing.assert_array_equal(frames[n], columns * 10000 + rows * 100 + n)
+
+
+def test_a_source_the_objects_cannot_be_built_for_is_still_scored(scored, tmp_path):
+    # a projection image without ImagePositionPatient / Frame of Reference (here: a real CT slice stripped
+    # of them, called DX): highdicom refuses it; the case is scored, the reason in its warnings
+    ds = pydicom.dcmread(next(iter(sorted(SERIES.glob("*.dcm")))))
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "FrameOfReferenceUID", "SliceLocation"):
+        delattr(ds, keyword)
+    ds.Modality, ds.SOPClassUID = "DX", "1.2.840.10008.5.1.4.1.1.1.1"
+    ds.save_as(tmp_path / "dx.dcm")
+    report = score_cases(scored["model"], [tmp_path / "dx.dcm"], tmp_path / "out", force=True)
+    assert report["failures"] == [] and report["cases"][0]["dicom"] is None
+    assert any(w.startswith("no DICOM outputs: ") for w in report["cases"][0]["warnings"]), report["cases"][0]["warnings"]
+    assert (tmp_path / "out" / "case_001" / "anomaly_mask.nii.gz").is_file()
