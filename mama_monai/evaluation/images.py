@@ -78,48 +78,77 @@ def plot_montage(
 
         >>> plot_montage(x, x_hat, (x - x_hat) ** 2, labels, "out/montage.png", titles=case_ids)
     """
-    x = _stack2d(images, "images")
-    r, e = _stack2d(reconstructions, "reconstructions"), _stack2d(error_maps, "error_maps")
-    for name, a in (("reconstructions", r), ("error_maps", e)):
-        if a.shape != x.shape:
-            raise ValueError(f"{name} must have the shape of images {x.shape}, got {a.shape}.")
+    x, r, e, gt = _montage_arrays(images, reconstructions, error_maps, masks)
     y = as_labels(labels, x.shape[0])
-    gt = None
-    if masks is not None:
-        m = np.asarray(masks)
-        gt = as_binary(m[:, 0] if m.ndim == 4 and m.shape[1] == 1 else m, x.shape, "masks")
     if titles is not None and len(titles) != x.shape[0]:
         raise ValueError(f"titles must hold one name per case ({x.shape[0]}), got {len(titles)}.")
     if isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer)) or max_rows < 1:
         raise ValueError(f"max_rows must be a positive integer, got {max_rows!r}.")
     rows = _pick_rows(y, int(max_rows))
-    if error_vmax is None:
-        vmax = float(e[rows].max()) or 1.0  # all-zero errors: any positive scale
-    elif np.isfinite(error_vmax) and error_vmax > 0:
-        vmax = float(error_vmax)
-    else:
-        raise ValueError(f"error_vmax must be a positive number, got {error_vmax!r}.")
+    vmax = _error_scale(e[rows], error_vmax)
     fig = new_figure(7.5, 2.4 * rows.size + 0.4)
     axes = fig.subplots(rows.size, 3, squeeze=False)
     heat = None
     for row, i in enumerate(rows):
-        lo, hi = float(x[i].min()), float(x[i].max())
-        hi = hi if hi > lo else lo + 1.0
-        axes[row, 0].imshow(x[i], cmap="gray", vmin=lo, vmax=hi)
-        axes[row, 1].imshow(r[i], cmap="gray", vmin=lo, vmax=hi)
-        heat = axes[row, 2].imshow(e[i], cmap="inferno", vmin=0.0, vmax=vmax)
-        if gt is not None and gt[i].any():
-            for col in (0, 2):
-                axes[row, col].contour(gt[i], levels=[0.5], colors="lime", linewidths=1.0)
         name = "" if titles is None else f"{titles[i]}\n"
-        axes[row, 0].set_ylabel(f"{name}{'anomalous' if y[i] else 'normal'}", color="red" if y[i] else "black")
-        for ax in axes[row]:
-            ax.set_xticks([])
-            ax.set_yticks([])
+        heat = _montage_row(axes[row], x[i], r[i], e[i], None if gt is None else gt[i], vmax, f"{name}{'anomalous' if y[i] else 'normal'}", bool(y[i]))
     for col, header in enumerate(("input", "reconstruction", "error map")):
         axes[0, col].set_title(header)
     fig.colorbar(heat, ax=axes[:, 2].tolist(), shrink=0.8, label="reconstruction error")
     return save_png_atomic(fig, path)
+
+
+def _montage_arrays(images: ArrayLike, reconstructions: ArrayLike, error_maps: ArrayLike, masks: ArrayLike | None):
+    """``(x, r, e, gt)`` as ``(N, H, W)`` arrays of one shape (``gt`` None without masks)."""
+    x = _stack2d(images, "images")
+    r, e = _stack2d(reconstructions, "reconstructions"), _stack2d(error_maps, "error_maps")
+    for name, a in (("reconstructions", r), ("error_maps", e)):
+        if a.shape != x.shape:
+            raise ValueError(f"{name} must have the shape of images {x.shape}, got {a.shape}.")
+    if masks is None:
+        return x, r, e, None
+    m = np.asarray(masks)
+    return x, r, e, as_binary(m[:, 0] if m.ndim == 4 and m.shape[1] == 1 else m, x.shape, "masks")
+
+
+def _error_scale(errors: np.ndarray, error_vmax: float | None) -> float:
+    """The top of the error colour scale: ``error_vmax``, or the largest error shown (1 if all 0)."""
+    if error_vmax is None:
+        return float(errors.max()) or 1.0
+    if np.isfinite(error_vmax) and error_vmax > 0:
+        return float(error_vmax)
+    raise ValueError(f"error_vmax must be a positive number, got {error_vmax!r}.")
+
+
+def _montage_row(axes, image, reconstruction, error, mask, vmax: float, label: str, anomalous: bool):
+    """One montage row: input and reconstruction on the input's grey scale, the error map on
+    ``[0, vmax]``, the mask's outline on input and error; returns the error map's image."""
+    lo, hi = float(image.min()), float(image.max())
+    hi = hi if hi > lo else lo + 1.0
+    axes[0].imshow(image, cmap="gray", vmin=lo, vmax=hi)
+    axes[1].imshow(reconstruction, cmap="gray", vmin=lo, vmax=hi)
+    heat = axes[2].imshow(error, cmap="inferno", vmin=0.0, vmax=vmax)
+    if mask is not None and mask.any():
+        for col in (0, 2):
+            axes[col].contour(mask, levels=[0.5], colors="lime", linewidths=1.0)
+    axes[0].set_ylabel(label, color="red" if anomalous else "black")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return heat
+
+
+def _image_and_map(image2d: ArrayLike, anomaly_map2d: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Both as finite ``(H, W)`` arrays of one shape (a leading channel of 1 dropped)."""
+    img = as_finite(image2d, "image2d")
+    amap = as_finite(anomaly_map2d, "anomaly_map2d")
+    img = img[0] if img.ndim == 3 and img.shape[0] == 1 else img
+    amap = amap[0] if amap.ndim == 3 and amap.shape[0] == 1 else amap
+    if img.ndim != 2:
+        raise ValueError(f"image2d must be a 2-D image (H, W), got shape {img.shape}.")
+    if amap.shape != img.shape:
+        raise ValueError(f"anomaly_map2d must have the shape of image2d {img.shape}, got {amap.shape}.")
+    return img, amap
 
 
 def overlay_png(
@@ -155,14 +184,7 @@ def overlay_png(
 
         >>> overlay_png(slice2d, error2d, "out/case_001/overlay.png", threshold=0.05, vmax=0.1)
     """
-    img = as_finite(image2d, "image2d")
-    amap = as_finite(anomaly_map2d, "anomaly_map2d")
-    img = img[0] if img.ndim == 3 and img.shape[0] == 1 else img
-    amap = amap[0] if amap.ndim == 3 and amap.shape[0] == 1 else amap
-    if img.ndim != 2:
-        raise ValueError(f"image2d must be a 2-D image (H, W), got shape {img.shape}.")
-    if amap.shape != img.shape:
-        raise ValueError(f"anomaly_map2d must have the shape of image2d {img.shape}, got {amap.shape}.")
+    img, amap = _image_and_map(image2d, anomaly_map2d)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}.")
     top = float(amap.max()) if vmax is None else float(vmax)
