@@ -1,0 +1,48 @@
+"""prepare_splits honours the data section's split settings, with known counts on the demo's split."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mama_monai.workflows.cases import prepare_splits, simulated_anomalies
+from mama_monai.workflows.config import workflow_config
+
+BASE = {"data#spatial_size": [32, 32], "data#num_workers": 0}
+
+
+def _splits(**overrides):
+    return prepare_splits(workflow_config("autoencoder", overrides={**BASE, **overrides}))
+
+
+def test_defaults_hold_out_every_fifth_normal_with_one_tissue_lesion_copy_each():
+    parser = workflow_config("autoencoder", overrides=BASE)
+    for key in ("val_every", "simulated_validation_anomalies", "validation_lesion_radius", "validation_lesion_mode"):
+        parser.get("data").pop(key)  # configs/train.yaml states them; the code's defaults must be the same
+    splits = prepare_splits(parser)
+    assert set(splits) == {"manifest", "train", "val", "test", "failures"} and splits["failures"] == []
+    normals = [it for it in splits["val"] if it["label"] == 0]
+    lesions = [it for it in splits["val"] if it["label"] == 1]
+    assert (len(splits["train"]), len(normals), len(lesions)) == (60, 15, 15)  # 75 normal training slices
+    # the lesions are simulate_lesions' 'tissue' kind with radius 2-6 % of the width, seeded by the config
+    expected = simulated_anomalies(normals, seed=int(parser["seed"]), radius_fraction=(0.02, 0.06), mode="tissue")
+    for got, want in zip(lesions, expected):
+        assert torch.equal(got["image"], want["image"]) and torch.equal(got["mask"], want["mask"])
+    assert splits["manifest"].dataset == "lidc_idri_0001_demo"
+
+
+def test_val_every_and_the_lesion_settings_are_read_from_the_config(tmp_path):
+    splits = _splits(**{"data#val_every": 3, "data#simulated_validation_anomalies": False, "data#cache_dir": str(tmp_path / "cache")})
+    assert (len(splits["train"]), len(splits["val"])) == (50, 25) and all(it["label"] == 0 for it in splits["val"])
+    assert any((tmp_path / "cache").rglob("*.pt"))  # the loading options reach the loader
+    scale = _splits(**{"data#validation_lesion_mode": "scale", "data#validation_lesion_radius": [0.1, 0.12]})
+    normals = [it for it in scale["val"] if it["label"] == 0]
+    expected = simulated_anomalies(normals, seed=0, radius_fraction=(0.1, 0.12), mode="scale")
+    lesions = [it for it in scale["val"] if it["label"] == 1]
+    assert all(torch.equal(g["image"], w["image"]) for g, w in zip(lesions, expected))
+
+
+def test_val_every_below_two_is_refused_naming_the_key():
+    assert len(_splits(**{"data#val_every": 2})["train"]) == 38  # 75 slices: 37 held out
+    with pytest.raises(ValueError, match=r"data#val_every must be >= 2 \(one in val_every training slices is held out\), got 1"):
+        _splits(**{"data#val_every": 1})
