@@ -50,6 +50,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -202,6 +203,62 @@ def _cases(item: _Input, index: int, root: Path) -> list[ManifestCase]:
     ]
 
 
+def _checked_arguments(
+    group_by: str, folds: int | None, test_fraction: float | None, masks: Any, abnormal: Any, extensions: Sequence[str] | None
+) -> tuple[float | None, tuple[str, ...]]:
+    """``(test_fraction, extensions)`` with their defaults, after checking every argument."""
+    if group_by not in GROUP_BY:
+        raise FolderManifestError(f"--group-by must be one of {', '.join(GROUP_BY)}, got {group_by!r}.")
+    if folds is not None and test_fraction is not None:
+        raise FolderManifestError(f"give --folds or --test-fraction, not both (got {folds!r} and {test_fraction!r}).")
+    if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
+        raise FolderManifestError(f"--folds must be an integer >= 2, got {folds!r}.")
+    if folds is None:
+        test_fraction = 0.2 if test_fraction is None else test_fraction
+        if not 0.0 < float(test_fraction) < 1.0:
+            raise FolderManifestError(f"--test-fraction must be in (0, 1), got {test_fraction!r}.")
+    if masks is not None and abnormal is None:
+        raise FolderManifestError(f"--masks {str(masks)!r} given without --abnormal; masks belong to abnormal scans.")
+    extensions = tuple(extensions or INPUT_SUFFIXES)
+    bad = [e for e in extensions if not e.startswith(".")]
+    if bad:
+        raise FolderManifestError(f"--extensions must start with a dot (e.g. .nii.gz .png), got {bad}.")
+    return test_fraction, extensions
+
+
+def _assign_splits(
+    cases: list[ManifestCase], normal_groups: list[str], folds: int | None, test_fraction: float | None, group_by: str, seed: int
+) -> str:
+    """Abnormal cases to test; normal groups to ``folds`` folds or, by ``test_fraction``, to
+    train/test (a group never split); returns the split's description."""
+    if folds is not None:
+        if len(normal_groups) < folds:
+            raise FolderManifestError(
+                f"--folds {folds} needs at least {folds} normal groups (--group-by {group_by}), found {len(normal_groups)}; "
+                "use fewer folds, --group-by series, or --test-fraction."
+            )
+        fold_of = dict(zip(normal_groups, assign_folds([0] * len(normal_groups), folds, seed)))
+    else:
+        if len(normal_groups) < 2:
+            raise FolderManifestError(
+                f"--test-fraction needs at least 2 normal groups (--group-by {group_by}), found {len(normal_groups)}; "
+                "expected normal scans of several patients, or --group-by series."
+            )
+        shuffled = random.Random(seed).sample(normal_groups, len(normal_groups))
+        n_test = min(len(shuffled) - 1, max(1, round(float(test_fraction) * len(shuffled))))
+        held_out = set(shuffled[:n_test])
+    for case in cases:
+        if not case.case_id.startswith("normal_"):
+            case.split = "test"
+        elif folds is not None:
+            case.fold = fold_of[case.group]
+        else:
+            case.split = "test" if case.group in held_out else "train"
+    if folds is not None:
+        return f"{folds} folds of the normal groups"
+    return f"{len(held_out)} of {len(normal_groups)} normal groups held out for test"
+
+
 def build_folder_manifest(
     output: str | os.PathLike,
     normal: str | os.PathLike,
@@ -237,23 +294,7 @@ def build_folder_manifest(
         FolderManifestError: a bad argument, an empty folder, ambiguous or unmatched masks, an
             abnormal volume without mask, or too few normal groups for the split.
     """
-    if group_by not in GROUP_BY:
-        raise FolderManifestError(f"--group-by must be one of {', '.join(GROUP_BY)}, got {group_by!r}.")
-    if folds is not None and test_fraction is not None:
-        raise FolderManifestError(f"give --folds or --test-fraction, not both (got {folds!r} and {test_fraction!r}).")
-    if folds is not None and (isinstance(folds, bool) or not isinstance(folds, int) or folds < 2):
-        raise FolderManifestError(f"--folds must be an integer >= 2, got {folds!r}.")
-    if folds is None:
-        test_fraction = 0.2 if test_fraction is None else test_fraction
-        if not 0.0 < float(test_fraction) < 1.0:
-            raise FolderManifestError(f"--test-fraction must be in (0, 1), got {test_fraction!r}.")
-    if masks is not None and abnormal is None:
-        raise FolderManifestError(f"--masks {str(masks)!r} given without --abnormal; masks belong to abnormal scans.")
-    extensions = tuple(extensions or INPUT_SUFFIXES)
-    bad = [e for e in extensions if not e.startswith(".")]
-    if bad:
-        raise FolderManifestError(f"--extensions must start with a dot (e.g. .nii.gz .png), got {bad}.")
-
+    test_fraction, extensions = _checked_arguments(group_by, folds, test_fraction, masks, abnormal, extensions)
     inputs, ignored = _scan(Path(normal), "normal", extensions, group_by)
     if abnormal is not None:
         more, skipped = _scan(Path(abnormal), "abnormal", extensions, group_by)
@@ -266,44 +307,14 @@ def build_folder_manifest(
     for item in inputs:
         counters[item.kind] += 1
         cases += _cases(item, counters[item.kind], root)
-
     normal_groups = sorted({c.group for c in cases if c.case_id.startswith("normal_")})
-    if folds is not None:
-        if len(normal_groups) < folds:
-            raise FolderManifestError(
-                f"--folds {folds} needs at least {folds} normal groups (--group-by {group_by}), found {len(normal_groups)}; "
-                "use fewer folds, --group-by series, or --test-fraction."
-            )
-        fold_of = dict(zip(normal_groups, assign_folds([0] * len(normal_groups), folds, seed)))
-    else:
-        if len(normal_groups) < 2:
-            raise FolderManifestError(
-                f"--test-fraction needs at least 2 normal groups (--group-by {group_by}), found {len(normal_groups)}; "
-                "expected normal scans of several patients, or --group-by series."
-            )
-        shuffled = random.Random(seed).sample(normal_groups, len(normal_groups))
-        n_test = min(len(shuffled) - 1, max(1, round(float(test_fraction) * len(shuffled))))
-        held_out = set(shuffled[:n_test])
-    for case in cases:
-        if not case.case_id.startswith("normal_"):
-            case.split = "test"
-        elif folds is not None:
-            case.fold = fold_of[case.group]
-        else:
-            case.split = "test" if case.group in held_out else "train"
-
-    n_normal_in = counters["normal"]
-    n_abnormal_in = counters["abnormal"]
+    split = _assign_splits(cases, normal_groups, folds, test_fraction, group_by, seed)
     n_anom = sum(c.label for c in cases)
-    split = f"{folds} folds of the normal groups" if folds is not None else f"{len(held_out)} of {len(normal_groups)} normal groups held out for test"
     description = (
-        f"mama-monai manifest folder: {n_normal_in} normal inputs, {n_abnormal_in} abnormal inputs ({n_masks} masks); "
+        f"mama-monai manifest folder: {counters['normal']} normal inputs, {counters['abnormal']} abnormal inputs ({n_masks} masks); "
         f"{len(cases)} cases (slices): {len(cases) - n_anom} normal, {n_anom} anomalous; {len(normal_groups)} normal groups "
         f"(--group-by {group_by}); split: {split}, abnormal inputs in test; seed {seed}; {ignored} other files ignored."
     )
-    manifest = Manifest(
-        dataset=dataset or _stem(Path(output), (".json",)), root=root, cases=cases,
-        num_folds=folds, description=description,
-    )  # fmt: skip
+    manifest = Manifest(dataset or _stem(Path(output), (".json",)), root, cases, folds, description)
     write_manifest(manifest, output)
     return manifest
