@@ -182,15 +182,27 @@ def write_demo_page(output_dir: str | os.PathLike, report: dict[str, Any]) -> Pa
     output_dir = Path(output_dir)
     data = report.get("data") or {}
     sections = "".join(
-        f"<h2>{_e(name)} ({_e(model.get('network'))}, {_e(model.get('parameters'))} parameters)</h2>"
+        f"<h2 id=\"{_e(name)}\">{_e(name)} ({_e(model.get('network'))}, {_e(model.get('parameters'))} parameters)</h2>"
         f"{_metrics_table(model.get('test') or {})}{_plots((model.get('test') or {}).get('plots') or [], output_dir, name)}"
         for name, model in (report.get("models") or {}).items()
     )
+    summary = []
+    for name, model in (report.get("models") or {}).items():
+        test = model.get("test") or {}
+        image = test.get("image") or {}
+        ci = image.get("auroc_ci95")
+        summary.append([
+            f'<td><a href="#{_e(name)}">{_e(name)}</a></td>', f'<td class="num">{_num(image.get("auroc"), 3)}</td>',
+            f'<td class="num">{"–" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"}</td>',
+            f'<td class="num">{_num(image.get("sensitivity"), 3)}</td>', f'<td class="num">{_num(image.get("specificity"), 3)}</td>',
+            f'<td class="num">{_num(test.get("pixel_auroc"), 3)}</td>',
+        ])  # fmt: skip
+    table = _table(["model", "image AUROC", "95 % CI", "sensitivity", "specificity", "pixel AUROC"], summary)
     body = (
         f"<h1>mama-monai demo ({_e(report.get('seconds_total'))} s on {_e(report.get('device'))})</h1>"
         f'<p class="meta">{_e(data.get("dataset", ""))}. Test anomalies: {_e(data.get("test_anomalies", ""))}. '
         f"Test normals: {_e(data.get('test_normals', ''))}. Validation anomalies: {_e(data.get('validation_anomalies', ''))}.</p>"
         '<p><a href="scores/index.html">the whole CT volume scored (scores/index.html)</a> · '
-        '<a href="report.json">report.json</a></p>' + sections
+        '<a href="report.json">report.json</a></p><h2>Models on the test split</h2>' + table + sections
     )
     return _write(output_dir, _page("mama-monai demo", body))

@@ -145,3 +145,4 @@ def test_evaluate_and_demo_pages_show_metrics_and_plots(scored, tmp_path):
     parsed = _rendered(page, tmp_path)
     _assert_images_loaded(parsed, out, expected=len(report["plots"]))
     assert "scores/index.html" in parsed.links
+    assert parsed.cells[:2] == ["mamanet", f"{report['image']['auroc']:.3g}"]  # the models' summary table first
