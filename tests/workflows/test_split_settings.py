@@ -46,3 +46,20 @@ def test_val_every_below_two_is_refused_naming_the_key():
     assert len(_splits(**{"data#val_every": 2})["train"]) == 38  # 75 slices: 37 held out
     with pytest.raises(ValueError, match=r"data#val_every must be >= 2 \(one in val_every training slices is held out\), got 1"):
         _splits(**{"data#val_every": 1})
+
+
+def test_anomalous_training_cases_are_never_trained_on_nor_held_out(tmp_path):
+    import dataclasses
+
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import write_manifest
+
+    demo = demo_manifest("lidc")
+    train_ids = [c.case_id for c in demo.cases if c.split == "train"]
+    relabelled = set(train_ids[:10])  # ten 'train' slices marked anomalous (a manifest may list them: RIDER folds)
+    cases = [dataclasses.replace(c, label=1) if c.case_id in relabelled else c for c in demo.cases]
+    path = write_manifest(dataclasses.replace(demo, cases=cases), tmp_path / "manifest.json", root=str(demo.root))
+    splits = _splits(**{"data#manifest": str(path), "data#simulated_validation_anomalies": False})
+    seen = {it["case_id"] for it in splits["train"] + splits["val"]}
+    assert seen.isdisjoint(relabelled) and len(seen) == 65  # the other 65 normal training slices
+    assert all(it["label"] == 0 for it in splits["train"] + splits["val"])

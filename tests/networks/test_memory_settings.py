@@ -1,0 +1,99 @@
+"""The memories' documented defaults, saved state, argument checks and edge cases, with exact answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mama_monai.networks import HashMemory
+from mama_monai.networks.blocks.memae_memory import MemAEMemory
+
+
+def test_hash_memory_defaults_are_the_documented_ones():
+    m = HashMemory(16, 8)
+    assert (m.hash_bits, m.hard, m.top_k, m.temperature) == (128, True, 8, 1.0)
+    assert (m.commitment_weight, m.init_from_data, m.restart_every) == (0.25, True, 100)
+    assert m.initialized.dtype == torch.uint8 and int(m.initialized) == 0  # slots not yet from data
+    assert int(HashMemory(16, 8, init_from_data=False).initialized) == 1
+    assert m.slot_codes.shape == (16, 128) and m.codes_valid is False
+
+
+def test_hash_memory_saves_its_weights_and_initialised_flag_only():
+    m = HashMemory(16, 8, hash_bits=4)
+    state = m.state_dict()
+    assert set(state) == {"slots", "hash.weight", "hash.bias", "initialized"}  # counts and codes are not saved
+    assert state["initialized"].dtype == torch.uint8
+    # an older file without the flag loads as initialised (its slots hold data)
+    del state["initialized"]
+    fresh = HashMemory(16, 8, hash_bits=4)
+    fresh.load_state_dict(state)
+    assert int(fresh.initialized) == 1 and fresh.initialized.dtype == torch.uint8
+
+
+@pytest.mark.parametrize("name", ["num_slots", "feature_dim", "hash_bits", "top_k"])
+def test_hash_memory_names_the_bad_integer(name):
+    kwargs = {"num_slots": 16, "feature_dim": 8, name: 0}
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer >= 1, got 0\.$"):
+        HashMemory(**kwargs)
+
+
+def test_hash_memory_accepts_the_boundary_values():
+    assert HashMemory(8, 4, addressing="soft", top_k=8).top_k == 8  # top_k == num_slots
+    assert HashMemory(8, 4, commitment_weight=0).commitment_weight == 0.0
+    assert HashMemory(8, 4, restart_every=0).restart_every == 0  # no restarts
+    for bad in (1.0, True):
+        with pytest.raises(ValueError, match="restart_every must be an int >= 0"):
+            HashMemory(8, 4, restart_every=bad)
+
+
+def test_a_hash_logit_of_exactly_zero_is_bit_zero():
+    m = HashMemory(4, 3, hash_bits=5)
+    with torch.no_grad():
+        m.hash.weight.zero_()
+        m.hash.bias.copy_(torch.tensor([0.0, 1.0, -1.0, 0.0, 2.0]))
+    x = torch.randn(2, 3)
+    assert m.binary_codes(x).tolist() == [[0, 1, 0, 0, 1]] * 2 and m.binary_codes(x).dtype == torch.uint8
+    assert m.codes(x).tolist() == [[-1.0, 1.0, -1.0, -1.0, 1.0]] * 2
+
+
+@pytest.mark.parametrize("name", ["num_slots", "feature_dim"])
+def test_memae_memory_names_the_bad_integer(name):
+    kwargs = {"num_slots": 10, "feature_dim": 4, name: 0}
+    with pytest.raises(ValueError, match=rf"^{name} must be an integer >= 1, got 0\.$"):
+        MemAEMemory(**kwargs)
+
+
+def test_memae_memory_settings_and_initialisation():
+    with pytest.raises(ValueError, match=r"^similarity must be one of \['dot', 'cosine'\], got 'l2'\.$"):
+        MemAEMemory(10, 4, similarity="l2")
+    assert MemAEMemory(40, 4).shrink_threshold == 2.5 / 40
+    assert MemAEMemory(40, 4, shrink_threshold=0).shrink_threshold == 0.0  # 0 = no shrinkage: allowed
+    with pytest.raises(ValueError, match=r"shrink_threshold must be in \[0, 1\), got 1\.0"):
+        MemAEMemory(40, 4, shrink_threshold=1.0)
+    torch.manual_seed(0)
+    slots = MemAEMemory(2000, 16).slots.detach()
+    bound = 1 / math.sqrt(16)  # uniform in [-1/sqrt(F), 1/sqrt(F)], as the reference code
+    assert slots.min() >= -bound and slots.max() <= bound
+    assert slots.min() < -0.99 * bound and slots.max() > 0.99 * bound and abs(float(slots.mean())) < 0.01
+
+
+def test_memae_readout_dtype_entropy_and_shape_checks():
+    torch.manual_seed(0)
+    m = MemAEMemory(6, 4, shrink_threshold=0)
+    q = torch.randn(3, 4, dtype=torch.float64)
+    out = m(q)
+    assert out.output.dtype == torch.float64
+    w = torch.softmax(q.float() @ m.slots.detach().t(), dim=1)  # no shrinkage: plain softmax weights
+    torch.testing.assert_close(out.weights.detach(), w)
+    expected = -(w * torch.log(w + 1e-12)).sum(dim=1).mean()  # mean over queries of each one's entropy
+    torch.testing.assert_close(out.loss.detach(), expected)
+    for bad in (torch.randn(3, 5), torch.randn(2, 3, 4)):
+        with pytest.raises(ValueError, match=r"query must have shape \(Q, 4\)"):
+            m(bad)
+    # cosine addressing normalises each query and each slot over the feature axis
+    c = MemAEMemory(6, 4, similarity="cosine")
+    q = torch.randn(3, 4)
+    ref = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(c.slots.detach(), dim=1).t()
+    torch.testing.assert_close(c.similarities(q).detach(), ref)
