@@ -27,7 +27,8 @@ highdicom builds the objects from the source slices' own headers.
   (TID 1411) that references the SEG's segment and the source series: measurements "anomaly
   score" (the case score) and "anomaly threshold", the qualitative finding Normal / Abnormal
   (SCT) as labelled, and the image of the highest-scoring slice as the score's source image; the
-  algorithm identification as in the SEG. Codes for the score and threshold are our own, in the
+  algorithm identification as in the SEG; the SEG and the parametric map are listed in its
+  evidence. Codes for the score and threshold are our own, in the
   private coding scheme ``99MAMAMONAI``.
 - **Derived objects**: new Series and SOP Instance UIDs for each object; the Patient and Study
   modules of the source are kept (highdicom copies them: the objects belong to the same
@@ -179,9 +180,11 @@ def build_parametric_map(headers: list[pydicom.Dataset], frames: np.ndarray, sum
 
 
 def build_sr(
-    headers: list[pydicom.Dataset], seg: hd.seg.Segmentation, summary: CaseSummary, max_frame: int | None
+    headers: list[pydicom.Dataset], seg: hd.seg.Segmentation, summary: CaseSummary, max_frame: int | None,
+    parametric_map: pydicom.Dataset | None = None,
 ) -> hd.sr.Comprehensive3DSR:
-    """The TID 1500 measurement report: score, threshold and finding, referencing the SEG and the source series."""
+    """The TID 1500 measurement report: score, threshold and finding, referencing the SEG and the source
+    series; the source slices, the SEG and the parametric map (when given) are its evidence."""
     algorithm = hd.sr.AlgorithmIdentification(
         name=MANUFACTURER, version=f"{mama_monai.__version__} model {summary.model_sha256}",
         parameters=[f"threshold {summary.threshold:.6g}"],
@@ -217,7 +220,7 @@ def build_sr(
         imaging_measurements=[roi],
     )
     return hd.sr.Comprehensive3DSR(
-        evidence=[*headers, seg],
+        evidence=[*headers, seg, *([] if parametric_map is None else [parametric_map])],
         content=report,
         series_instance_uid=generate_uid(),
         series_number=_SERIES["sr"],
@@ -277,7 +280,7 @@ def write_dicom_outputs(
             frames = map_to_frames(volume, affine, headers)
             seg = build_seg(headers, frames >= np.float32(summary.threshold), summary)
             pmap = build_parametric_map(headers, frames, summary)
-            sr = build_sr(headers, seg, summary, _max_frame(affine, headers, summary.max_slice, volume.ndim))
+            sr = build_sr(headers, seg, summary, _max_frame(affine, headers, summary.max_slice, volume.ndim), pmap)
     except Exception as err:  # highdicom refuses a source in many ways; the case itself stays scored
         raise DicomOutputError(f"no DICOM outputs: {type(err).__name__}: {' '.join(str(err).split())}") from err
     finally:

@@ -91,6 +91,9 @@ def _case_section(case: dict[str, Any]) -> str:
     links = [("anomaly map (NIfTI)", case.get("anomaly_map")), ("anomaly mask (NIfTI)", case.get("anomaly_mask"))]
     links += [(f"DICOM {kind.replace('_', ' ')}", path) for kind, path in (case.get("dicom") or {}).items()]
     link_html = " · ".join(f'<a href="{_e(p)}">{_e(label)}</a>' for label, p in links if p)
+    if not case.get("dicom"):
+        link_html += ' <span class="meta">(no DICOM outputs: not a DICOM input, or turned off, or see the warnings)</span>'
+
     figures = "".join(
         _img(case[key], f"{name}: {what}")
         for key, what in (("slices", "slices with the anomaly map"), ("slice_curve", "slice scores"), ("overlay", "top slice overlay"))

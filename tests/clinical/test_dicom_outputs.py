@@ -153,6 +153,14 @@ def test_sr_reports_score_threshold_finding_and_references_the_seg_and_source(sc
     assert content["Anomaly threshold"] == pytest.approx(THRESHOLD)
     assert content["Finding"] == ("Abnormal" if case["label"] else "Normal")
     assert content["Referenced Segment"] == seg.SOPInstanceUID
+    evidence = {
+        item.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+    pm = pydicom.dcmread(case_dir / "parametric_map.dcm")
+    assert evidence == set(_sources()) | {seg.SOPInstanceUID, pm.SOPInstanceUID}
     sources = _sources()
     assert content["Source Series for Segmentation"] == next(iter(sources.values())).SeriesInstanceUID
     assert content["Algorithm Version"] == f"{mama_monai.__version__} model {case['model_sha256']}"
