@@ -108,7 +108,8 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
         "--include-identifiers",
         action="store_true",
         help="name cases after their files and add the input path and DICOM PatientID columns (default: cases are "
-        "case_001, case_002, ... in input order, and no path, file name or patient data is in any output or message)",
+        "case_001, case_002, ... in input order, and no path, file name or patient data is in any output or message, "
+        "except the DICOM objects of --dicom-output)",
     )
     parser.add_argument(
         "--dicom-output",
