@@ -272,3 +272,30 @@ def test_a_source_the_objects_cannot_be_built_for_is_still_scored(scored, tmp_pa
     assert report["failures"] == [] and report["cases"][0]["dicom"] is None
     assert any(w.startswith("no DICOM outputs: ") for w in report["cases"][0]["warnings"]), report["cases"][0]["warnings"]
     assert (tmp_path / "out" / "case_001" / "anomaly_mask.nii.gz").is_file()
+
+
+@pytest.mark.parametrize("orientation", [(1.0, 0.0, 0.0, 0.0, 0.0, -1.0), (0.866025, 0.5, 0.0, -0.5, 0.866025, 0.0)])
+def test_seg_matches_the_mask_pixel_by_pixel_in_world_space_for_coronal_and_oblique_series(scored, tmp_path, orientation):
+    # the real slices' pixels written as a coronal / in-plane rotated series with non-square pixels; every SEG
+    # pixel is compared with the mask voxel SimpleITK finds at that pixel's patient position
+    from tests.data.conftest import write_series
+
+    stored = np.stack([pydicom.dcmread(p).pixel_array for p in sorted(SERIES.glob("*.dcm"))[:3]])[:, ::4, ::4]
+    write_series(tmp_path / "series", stored.astype(np.int16), spacing=(3.0, 2.0, 4.0), orientation=orientation, seed=5)
+    score_cases(scored["model"], [tmp_path / "series"], tmp_path / "out", force=True)
+    mask_image = sitk.ReadImage(str(tmp_path / "out" / "case_001" / "anomaly_mask.nii.gz"))
+    mask = sitk.GetArrayViewFromImage(mask_image)
+    seg = hd.seg.segread(tmp_path / "out" / "case_001" / "dicom" / "seg.dcm")
+    sources = {ds.SOPInstanceUID: ds for ds in (pydicom.dcmread(p) for p in (tmp_path / "series").iterdir())}
+    checked = 0
+    for number, frame in enumerate(seg.PerFrameFunctionalGroupsSequence):
+        source = sources[frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID]
+        position = np.array([float(v) for v in source.ImagePositionPatient])
+        row_dir, col_dir = np.array(orientation[:3]), np.array(orientation[3:])
+        dy, dx = (float(v) for v in source.PixelSpacing)
+        for r in range(int(source.Rows)):
+            for c in range(int(source.Columns)):
+                i, j, k = mask_image.TransformPhysicalPointToIndex(list(position + c * dx * row_dir + r * dy * col_dir))
+                assert seg.pixel_array[number, r, c] == mask[k, j, i], (number, r, c)
+                checked += 1
+    assert checked == 3 * stored.shape[1] * stored.shape[2] and 0 < seg.pixel_array.mean() < 1
