@@ -138,20 +138,6 @@ def running_config() -> ConfigParser:
     raise RuntimeError("running_config() must be called from a MONAI bundle config expression (e.g. '$@train#trainer.run()').")
 
 
-def _apply_recommended(parser: ConfigParser) -> None:
-    """The network file's ``recommended_overrides``, as :func:`~mama_monai.workflows.config.workflow_config`
-    applies them for the CLI, except on keys whose value differs from ``configs/train.yaml``'s
-    (a value set on the bundle command line wins)."""
-    from mama_monai.workflows.config import configs_dir
-
-    defaults = ConfigParser(ConfigParser.load_config_file(str(configs_dir() / "train.yaml")))
-    for key, value in (parser.get("recommended_overrides") or {}).items():
-        if key not in parser or key not in defaults or parser[key] == defaults[key]:
-            parser[key] = value
-        else:
-            logger.info("recommended override %s=%r not applied: the config sets %r", key, value, parser[key])
-
-
 def _load_checkpoint(ckpt_path: str | os.PathLike, device: torch.device):
     """``(network, spec)`` of the bundle's model file (:func:`~mama_monai.engines.model_spec.load_model_spec`)."""
     from mama_monai.engines.checkpoint import CheckpointError
@@ -205,7 +191,6 @@ class BundleTrainer:
         from mama_monai.workflows.training import train_model
 
         parser = running_config() if parser is None else parser
-        _apply_recommended(parser)
         ctx = init_distributed(self.device)
         splits = prepare_splits(parser) if self.dataset is None else self.dataset.splits(parser)
         if self.max_epochs is not None:

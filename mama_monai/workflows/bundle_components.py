@@ -157,12 +157,9 @@ class TrainingSlices(torch.utils.data.Dataset):
     """
 
     def __init__(self, parser: ConfigParser | None = None) -> None:
-        from mama_monai.workflows.bundle import _apply_recommended, running_config
+        from mama_monai.workflows.bundle import running_config
 
-        if parser is None:
-            parser = running_config()
-            _apply_recommended(parser)
-        self._parser = parser
+        self._parser = running_config() if parser is None else parser
         self._splits: dict[str, Any] | None = None
 
     def splits(self, parser: ConfigParser | None = None) -> dict[str, Any]:

@@ -98,9 +98,11 @@ def configs_dir() -> Path:
 
 
 def workflow_config(network: str, config: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ConfigParser:
-    """``configs/train.yaml`` (or ``config``) merged with ``configs/network/<network>.yaml``, then the
-    network file's ``recommended_overrides`` (training settings that belong to that network, e.g.
-    MemAE's entropy weight), then ``overrides``.
+    """``configs/train.yaml`` (or ``config``) merged with ``configs/network/<network>.yaml``, then
+    ``overrides``: the bundle's own order (``python -m monai.bundle run --config_file
+    "['configs/train.yaml','configs/network/NAME.yaml']" --KEY VALUE``), so the CLI and the bundle
+    resolve every key alike. A network file's training settings (e.g. MemAE's entropy weight) are
+    ``+section`` entries merged by MONAI's config loader; the user's overrides always come last.
 
     Args:
         network: a file name in ``configs/network/`` without ``.yaml`` (``mamanet_compact``,
@@ -111,9 +113,4 @@ def workflow_config(network: str, config: str | Path | None = None, overrides: d
     if not net_path.is_file():
         names = sorted(p.stem for p in (folder / "network").glob("*.yaml"))
         raise ValueError(f"network must be one of {names} or a YAML file with network_def, got {network!r}.")
-    parser = load_config([config or folder / "train.yaml", net_path])
-    for key, value in (parser.get("recommended_overrides") or {}).items():
-        parser[key] = value
-    for key, value in (overrides or {}).items():
-        _set_override(parser, key, value)
-    return parser
+    return load_config([config or folder / "train.yaml", net_path], overrides)

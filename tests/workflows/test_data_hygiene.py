@@ -41,6 +41,34 @@ def test_user_overrides_beat_a_networks_recommended_overrides():
     assert workflow_config("mamanet_compact", overrides={"loss#wasserstein_weight": 1.0})["loss#wasserstein_weight"] == 1.0
 
 
+def test_the_bundle_resolves_keys_as_the_cli_and_a_user_value_equal_to_the_default_still_wins(monkeypatch, tmp_path):
+    # The bundle once re-applied a network's recommended values over any user value that happened
+    # to equal train.yaml's default: MemAE's memory_weight 1.0 (train.yaml's) set by the user became 0.0002.
+    from monai.bundle import ConfigParser
+
+    import mama_monai.workflows.training as training
+    from mama_monai.workflows.bundle import BundleTrainer
+    from mama_monai.workflows.config import configs_dir
+
+    seen = {}
+    monkeypatch.setattr(training, "train_model", lambda parser, *a, **k: seen.setdefault("parser", parser) and None)
+    parser = ConfigParser()  # what `python -m monai.bundle run --config_file [train, memae] --loss#memory_weight 1.0` builds
+    parser.read_config([str(configs_dir() / "train.yaml"), str(configs_dir() / "network" / "memae.yaml")])
+    assert parser.get()["loss"] == workflow_config("memae").get()["loss"]  # the same keys from the same files
+    parser["loss#memory_weight"] = 1.0
+    try:
+        BundleTrainer(tmp_path, device="cpu", dataset=_NoSplits()).run(parser)
+    except AttributeError:  # the stub returns no TrainResult
+        pass
+    assert seen["parser"]["loss#memory_weight"] == 1.0
+    assert workflow_config("memae", overrides={"loss#memory_weight": 1.0})["loss#memory_weight"] == 1.0
+
+
+class _NoSplits:
+    def splits(self, parser):
+        return {"train": [], "val": []}
+
+
 class _Echo(torch.nn.Module):
     """Reconstruction = the input with a fixed offset: the anomaly score is known in advance."""
 
