@@ -15,8 +15,8 @@ def _val(normal_scores, lesion_scores, normal_errors, lesion_errors):
     scores = np.array([*normal_scores, *lesion_scores], dtype=np.float64)
     labels = np.array([0] * len(normal_scores) + [1] * len(lesion_scores))
     errors = np.array([*normal_errors, *lesion_errors], dtype=np.float64)
-    image = np.zeros((len(scores), 1, 2, 2))
-    pred = np.sqrt(errors)[:, None, None, None] * np.ones((1, 1, 2, 2))  # (0 - pred)^2 = error in every pixel
+    image = np.full((len(scores), 1, 2, 2), 0.5)
+    pred = 0.5 - np.sqrt(errors)[:, None, None, None] * np.ones((1, 1, 2, 2))  # (image - pred)^2 = error in every pixel
     return {"score": scores, "label": labels, "image": image, "pred": pred}
 
 
@@ -47,3 +47,10 @@ def test_too_few_normals_for_the_quantile_are_recorded_and_logged(caplog):
     assert "warning" not in calibrate_thresholds(_val(np.arange(10.0), [], [0.1] * 10, []), 0.9)
     assert calibrate_thresholds(_val([3.0], [], [0.1], []), 1.0)["value"] == 3.0
     assert "warning" not in calibrate_thresholds(_val([3.0], [], [0.1], []), 1.0)
+
+
+def test_both_thresholds_use_the_quantile_asked_for():
+    val = _val(np.arange(11.0), [50.0], np.arange(11.0) / 10, [9.0])
+    t = calibrate_thresholds(val, 0.8)  # 11 normals 0..10: the 0.8 quantile is 8.0 (e_u: 0.8)
+    assert t["value"] == pytest.approx(8.0) and t["mean_error"]["value"] == pytest.approx(0.8)
+    assert t["method"] == t["mean_error"]["method"] == "normal_quantile_0.8"

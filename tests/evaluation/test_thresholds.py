@@ -73,3 +73,17 @@ def test_validation_thresholds_refuse_a_single_class(fn):
 
 def test_docstring_examples_run():
     assert doctest.testmod(thresholds_module, extraglobs={"np": np}).failed == 0
+
+
+def test_known_answers_at_the_edges_of_the_rules():
+    # the normal scores are named in the error
+    with pytest.raises(ValueError, match="normal_scores"):
+        calibrate_threshold([0.1, float("nan")])
+    # F1 = 0.5 at precision = recall = 0.5 (p + r = 1) beats 1/3 further down; a point with no
+    # true positive (p + r = 0) scores 0, not nan
+    scores = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
+    labels = [0, 1, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert best_f1_threshold(scores, labels).value == 0.9
+    assert best_f1_threshold([0.9, 0.1], [0, 1]).value == 0.1
+    # Youden: every ROC point is a candidate, ties go to the highest: J = 0 at 0.9 and at 0.8
+    assert youden_threshold([0.9, 0.9, 0.8, 0.8], [1, 0, 1, 0]).value == 0.9

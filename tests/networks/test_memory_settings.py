@@ -89,7 +89,7 @@ def test_memae_readout_dtype_entropy_and_shape_checks():
     torch.testing.assert_close(out.weights.detach(), w)
     expected = -(w * torch.log(w + 1e-12)).sum(dim=1).mean()  # mean over queries of each one's entropy
     torch.testing.assert_close(out.loss.detach(), expected)
-    for bad in (torch.randn(3, 5), torch.randn(2, 3, 4)):
+    for bad in (torch.randn(3, 5), torch.randn(2, 4, 4)):  # a 3-D query whose second axis fits
         with pytest.raises(ValueError, match=r"query must have shape \(Q, 4\)"):
             m(bad)
     # cosine addressing normalises each query and each slot over the feature axis
@@ -97,3 +97,52 @@ def test_memae_readout_dtype_entropy_and_shape_checks():
     q = torch.randn(3, 4)
     ref = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(c.slots.detach(), dim=1).t()
     torch.testing.assert_close(c.similarities(q).detach(), ref)
+
+
+def _hamming_by_hand(m: HashMemory, q: torch.Tensor) -> torch.Tensor:
+    """Bits that differ between each query's and each slot's paper codes, counted one by one."""
+    a, b = m.binary_codes(q), m.binary_codes(m.slots.detach())
+    return (a[:, None, :] != b[None, :, :]).sum(-1).float()
+
+
+def test_soft_eval_read_is_a_softmax_over_the_top_k_nearest_by_hand():
+    torch.manual_seed(0)
+    m = HashMemory(12, 6, hash_bits=16, addressing="soft", top_k=3, temperature=2.0, init_from_data=False).eval()
+    q = torch.randn(5, 6)
+    with torch.no_grad():
+        out = m(q)
+    d = _hamming_by_hand(m, q)
+    expected = torch.zeros(5, 12)
+    for i in range(5):
+        nearest = torch.argsort(d[i], stable=True)[:3]
+        expected[i, nearest] = torch.softmax(-d[i, nearest] / 2.0, dim=0)
+    # ties in distance may pick other slots of the same distance: compare the weights per distance
+    for i in range(5):
+        assert sorted(out.weights[i][out.weights[i] > 0].tolist()) == pytest.approx(sorted(expected[i][expected[i] > 0].tolist()))
+        assert set(d[i, out.weights[i] > 0].tolist()) <= set(torch.sort(d[i]).values[:3].tolist())
+    assert out.weights.dtype == torch.float32 and torch.equal(out.indices, out.weights.argmax(dim=1))
+    torch.testing.assert_close(out.output, out.weights @ m.slots.detach())
+    assert out.loss.item() == 0.0
+
+
+def test_hard_eval_read_weights_are_float_one_hot_rows():
+    torch.manual_seed(0)
+    m = HashMemory(12, 6, hash_bits=16, init_from_data=False).eval()
+    q = torch.randn(5, 6)
+    with torch.no_grad():
+        out = m(q)
+    assert out.weights.dtype == torch.float32
+    assert torch.equal(out.weights, torch.nn.functional.one_hot(out.indices, 12).float())
+    assert torch.equal(_hamming_by_hand(m, q).gather(1, out.indices[:, None]).flatten(), _hamming_by_hand(m, q).min(1).values)
+
+
+def test_restart_every_one_moves_unread_slots_after_every_training_call():
+    torch.manual_seed(0)
+    m = HashMemory(8, 4, hash_bits=16, init_from_data=False, restart_every=1)
+    q = torch.randn(3, 4)
+    before = m.slots.detach().clone()
+    read = m(q).indices
+    unread = sorted(set(range(8)) - set(read.tolist()))
+    moved = [i for i in range(8) if not torch.equal(m.slots.detach()[i], before[i])]
+    assert unread and moved == unread  # every unread slot, and only those, moved onto a query
+    assert int(m.calls) == 0 and float(m.reads.sum()) == 0.0  # the counts start again
