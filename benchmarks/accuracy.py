@@ -117,7 +117,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
-    from mama_monai.workflows.cases import prepare_splits
+    from mama_monai.workflows.splits import prepare_splits
     from mama_monai.workflows.config import workflow_config
     from mama_monai.workflows.distributed import init_distributed
     from mama_monai.workflows.evaluation import evaluate_items

@@ -8,7 +8,7 @@ NIfTI (``.nii.gz`` and ``.nii``) are loaded the way the pipelines load them:
    validation, SimpleITK/GDCM or nibabel decode, MONAI ``MetaTensor``) = *decode*; then the
    ``ct_lung`` preset on the volume (HU window, in-plane resize to ``--size``) and
    :func:`mama_monai.data.slicing.slice_volume` = *decode + preprocess + slice*.
-2. **training path** (:func:`mama_monai.workflows.cases.load_case_slices`, every slice of
+2. **training path** (:func:`mama_monai.data.case_slices.load_case_slices`, every slice of
    ``--files`` copies of the volume as manifest cases): in one process (``num_workers=0``, over at
    most 4 of the files) and with ``--workers`` loader processes; the ratio of the rates is the
    measured scaling.
@@ -65,7 +65,7 @@ from mama_monai.data.loading import load_image
 from mama_monai.data.manifest import Manifest, ManifestCase
 from mama_monai.data.presets import get_preset
 from mama_monai.data.slicing import slice_volume
-from mama_monai.workflows.cases import load_case_slices
+from mama_monai.data.case_slices import load_case_slices
 from mama_monai.workflows.distributed import DistributedContext
 from mama_monai.workflows.training import _loader
 

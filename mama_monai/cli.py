@@ -217,7 +217,7 @@ def _add_train_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from mama_monai.workflows.cases import prepare_splits
+    from mama_monai.workflows.splits import prepare_splits
     from mama_monai.workflows.config import workflow_config
     from mama_monai.workflows.distributed import init_distributed
     from mama_monai.workflows.training import train_model

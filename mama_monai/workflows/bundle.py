@@ -3,7 +3,7 @@
 The bundle's configs (``configs/train.yaml`` + one ``configs/network/<name>.yaml``, and the
 ``inference`` / ``evaluate`` / ``multi_gpu_train`` files) are the same files the ``mama-monai``
 CLI reads. Their ``$`` expressions only call the small functions and classes here, which reuse
-the CLI's code paths: :func:`~mama_monai.workflows.cases.prepare_splits` +
+the CLI's code paths: :func:`~mama_monai.workflows.splits.prepare_splits` +
 :func:`~mama_monai.workflows.training.train_model` (``train#trainer``),
 :func:`~mama_monai.workflows.model_evaluation.evaluate_test_split` (``validate#evaluator``) and
 :func:`~mama_monai.workflows.scoring.score_cases` (the inference config's ``evaluator``). The other
@@ -186,7 +186,7 @@ class BundleTrainer:
         Args:
             parser: the workflow config; default :func:`running_config` (the bundle's own).
         """
-        from mama_monai.workflows.cases import prepare_splits
+        from mama_monai.workflows.splits import prepare_splits
         from mama_monai.workflows.distributed import init_distributed
         from mama_monai.workflows.training import train_model
 

@@ -148,7 +148,7 @@ class ModelPostprocessing:
 
 class TrainingSlices(torch.utils.data.Dataset):
     """``train#dataset``: the normal training slices of the config's ``data`` section, split as
-    ``mama-monai train`` splits them (:func:`~mama_monai.workflows.cases.prepare_splits`; the
+    ``mama-monai train`` splits them (:func:`~mama_monai.workflows.splits.prepare_splits`; the
     validation hold-out is :attr:`splits`' ``val``), loaded on first use.
 
     Args:
@@ -165,7 +165,7 @@ class TrainingSlices(torch.utils.data.Dataset):
     def splits(self, parser: ConfigParser | None = None) -> dict[str, Any]:
         """``prepare_splits`` of ``parser`` (default the one given at construction), computed once."""
         if self._splits is None:
-            from mama_monai.workflows.cases import prepare_splits
+            from mama_monai.workflows.splits import prepare_splits
 
             self._splits = prepare_splits(self._parser if parser is None else parser)
         return self._splits

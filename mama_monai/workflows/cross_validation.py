@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mama_monai.evaluation import paired_t_test, summarize_folds
-from mama_monai.workflows.cases import prepare_splits
+from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import DistributedContext
 from mama_monai.workflows.evaluation import evaluate_items

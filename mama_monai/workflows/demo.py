@@ -24,7 +24,7 @@ from typing import Any
 from mama_monai.data.demo import load_demo_ct
 from mama_monai.reports.html import write_demo_page
 from mama_monai.reports.json_report import write_json
-from mama_monai.workflows.cases import prepare_splits
+from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import init_distributed
 from mama_monai.workflows.evaluation import evaluate_items

@@ -6,7 +6,7 @@ One code path for ``mama-monai evaluate`` and the bundle's ``validate#evaluator`
 1. the data are preprocessed as the model was trained: the model file's ``preset``,
    ``spatial_size`` and ``modality`` become ``data#...`` config values
    (:func:`model_data_overrides`; only values checked as literals, never an expression);
-2. only the test split is read (:func:`~mama_monai.workflows.cases.load_test_split`): training
+2. only the test split is read (:func:`~mama_monai.workflows.splits.load_test_split`): training
    files are neither needed nor opened;
 3. :func:`evaluate_test_split` scores it and writes ``report.json``, which lists every test case
    that could not be loaded (``failures``: case, file, reason) and counts it in ``n_cases``
@@ -109,7 +109,7 @@ def evaluate_test_split(
         ValueError: the test split is empty, or none of its cases could be loaded (the first failures named).
     """
     from mama_monai.reports.html import write_evaluate_page
-    from mama_monai.workflows.cases import load_test_split
+    from mama_monai.workflows.splits import load_test_split
     from mama_monai.reports.json_report import write_json
     from mama_monai.workflows.evaluation import evaluate_items
 

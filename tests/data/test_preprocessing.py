@@ -12,7 +12,7 @@ import torch
 from mama_monai.data.demo import demo_manifest
 from mama_monai.data.preprocessing import Preprocessor
 from mama_monai.data.presets import get_preset
-from mama_monai.workflows.cases import load_case_slices
+from mama_monai.data.case_slices import load_case_slices
 
 SIZE = (32, 32)
 

@@ -70,7 +70,7 @@ def test_memae_cosine_similarity_is_the_paper_text():
 
 def _lidc_slices(n=4):
     from mama_monai.data.demo import demo_manifest
-    from mama_monai.workflows.cases import load_case_slices
+    from mama_monai.data.case_slices import load_case_slices
 
     manifest = demo_manifest("lidc")
     cases = [c for c in manifest.cases if c.split == "train"][:: 15][:n]

@@ -15,7 +15,7 @@ import torch
 from mama_monai.engines import Acceleration, DetailedForward, unwrap
 from mama_monai.losses import ReconstructionLoss
 from mama_monai.networks import MAMANet, MultiScaleAttentionBlock
-from mama_monai.workflows.cases import prepare_splits
+from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import DistributedContext
 from mama_monai.workflows.training import train_model

@@ -17,17 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
-import mama_monai.workflows.cases as cases_module
+import mama_monai.data.case_slices as cases_module
 from mama_monai.data import loading, presets
 from mama_monai.data.demo import demo_manifest
 from mama_monai.data.manifest import Manifest, ManifestCase
-from mama_monai.workflows.cases import (
-    auto_num_workers,
-    load_case_slices,
-    prepare_splits,
-)
+from mama_monai.data.case_slices import auto_num_workers, load_case_slices
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import DistributedContext
+from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.training import _loader
 
 SIZE = (32, 32)
@@ -111,7 +108,7 @@ def test_serial_loading_reports_bad_files_and_keeps_the_others(serial, data_root
 
 
 def test_the_log_counts_loaded_and_failed_cases_truly(data_root, caplog):
-    with caplog.at_level(logging.INFO, logger="mama_monai.workflows.cases"):
+    with caplog.at_level(logging.INFO, logger="mama_monai.data.case_slices"):
         _load(data_root, num_workers=0)
     assert "loaded 7 of 9 case(s) (2 failed) from 5 file(s)" in caplog.text
     assert "skipped case t1_out_of_range of" in caplog.text and "slice_index must be in 0.." in caplog.text
@@ -324,7 +321,7 @@ def test_automatic_workers_only_for_files_not_in_the_cache(data_root, tmp_path):
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_loader_workers_keep_freed_memory_on_glibc():
     # in a fresh interpreter: the setting is process-wide, and only loader workers get it
-    code = "from mama_monai.workflows.cases import _keep_freed_memory as k; print(k())"
+    code = "from mama_monai.data.case_slices import _keep_freed_memory as k; print(k())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
 

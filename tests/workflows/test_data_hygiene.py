@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mama_monai.data.demo import demo_slice_table
-from mama_monai.workflows.cases import prepare_splits
+from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.evaluation import evaluate_items
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mama_monai.workflows.cases import prepare_splits
+from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import DistributedContext
 from mama_monai.workflows.training import train_model

@@ -1,0 +1,85 @@
+"""Train / validation / test slices from a workflow config's ``data`` section: the split policy.
+
+The manifest is ``data#manifest`` (or the embedded LIDC-IDRI-0001 demo), the split its fixed
+train/test split or fold ``data#fold``; only normal training cases are trained on, every
+``data#val_every``-th is held out for validation with SIMULATED-lesion copies. Loading the slices
+is :func:`mama_monai.data.case_slices.load_case_slices`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mama_monai.data.cache import check_cache_dir
+from mama_monai.data.case_slices import check_num_workers, load_case_slices, simulated_anomalies
+from mama_monai.data.manifest import Manifest, ManifestCase
+
+__all__ = ["load_test_split", "prepare_splits"]
+
+
+def _data_split(parser: Any, check_files: bool) -> tuple[dict[str, Any], Manifest, dict[str, list[ManifestCase]], dict[str, Any]]:
+    """``data`` section, manifest, its train/test cases and the loading options of a workflow config."""
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import load_manifest, split_cases
+
+    data = parser.get_parsed_content("data")
+    if data.get("manifest") is None:
+        manifest = demo_manifest("lidc")
+    else:
+        manifest = load_manifest(data["manifest"], check_files=check_files)
+    loading = {
+        "num_workers": check_num_workers(data.get("num_workers"), "data#num_workers"),
+        "cache_dir": check_cache_dir(data.get("cache_dir"), "data#cache_dir"),
+    }
+    return data, manifest, split_cases(manifest, data.get("fold")), loading
+
+
+def load_test_split(parser: Any) -> dict[str, Any]:
+    """The test slices of the config's ``data`` section, and nothing else: what ``evaluate`` needs.
+
+    No training file is opened or even looked for (the manifest is read without its file check):
+    a missing or unreadable test file is a :class:`CaseFailure` of its cases, reported, not an error.
+
+    Args:
+        parser: a workflow config (``data#manifest``, ``data#fold``, ``data#preset``,
+            ``data#spatial_size``, ``data#num_workers``, ``data#cache_dir``).
+
+    Returns:
+        ``{"manifest", "test", "failures"}``; ``failures`` lists the test cases that could not be loaded.
+    """
+    data, manifest, split, loading = _data_split(parser, check_files=False)
+    test, failures = load_case_slices(manifest, split["test"], data["preset"], data["spatial_size"], **loading)
+    return {"manifest": manifest, "test": test, "failures": failures}
+
+
+def prepare_splits(parser: Any) -> dict[str, Any]:
+    """Train / validation / test slices from the config's ``data`` section.
+
+    The manifest is ``data#manifest`` (or the embedded LIDC-IDRI-0001 demo when null); the split
+    is its fixed train/test split or fold ``data#fold``. Only normal training cases are trained
+    on. Every ``data#val_every``-th of them (in manifest order) is held out for validation and
+    threshold calibration, with SIMULATED-lesion copies when
+    ``data#simulated_validation_anomalies`` (so no real anomaly is looked at before the test).
+    Files are loaded with ``data#num_workers`` processes and the cache ``data#cache_dir``
+    (:func:`load_case_slices`; both optional).
+
+    Returns:
+        ``{"manifest", "train", "val", "test", "failures"}`` (``failures``: :class:`CaseFailure` s).
+    """
+    data, manifest, split, loading = _data_split(parser, check_files=True)
+    train_cases = [c for c in split["train"] if c.label == 0]
+    every = int(data.get("val_every", 5))
+    if every < 2:
+        raise ValueError(f"data#val_every must be >= 2 (one in val_every training slices is held out), got {every}.")
+    train, f1 = load_case_slices(manifest, train_cases, data["preset"], data["spatial_size"], **loading)
+    test, f2 = load_case_slices(manifest, split["test"], data["preset"], data["spatial_size"], **loading)
+    if not train:
+        raise ValueError(f"no normal training case could be loaded from manifest {manifest.dataset!r} (failures: {f1[:3]}).")
+    val = [it for i, it in enumerate(train) if i % every == every - 1]
+    train = [it for i, it in enumerate(train) if i % every != every - 1]
+    if data.get("simulated_validation_anomalies", True):
+        val = val + simulated_anomalies(
+            val, seed=int(parser["seed"]), radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),
+            mode=data.get("validation_lesion_mode", "tissue"),
+        )  # fmt: skip
+    return {"manifest": manifest, "train": train, "val": val, "test": test, "failures": f1 + f2}
