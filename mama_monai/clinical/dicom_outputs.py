@@ -28,7 +28,7 @@ highdicom builds the objects from the source slices' own headers.
   score" (the case score) and "anomaly threshold", the qualitative finding Normal / Abnormal
   (SCT) as labelled, and the image of the highest-scoring slice as the score's source image; the
   algorithm identification as in the SEG; the SEG and the parametric map are listed in its
-  evidence. Codes for the score and threshold are our own, in the
+  evidence. Codes for the score and threshold are our own, in the declared
   private coding scheme ``99MAMAMONAI``.
 - **Derived objects**: new Series and SOP Instance UIDs for each object; the Patient and Study
   modules of the source are kept (highdicom copies them: the objects belong to the same
@@ -219,7 +219,7 @@ def build_sr(
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=[roi],
     )
-    return hd.sr.Comprehensive3DSR(
+    sr = hd.sr.Comprehensive3DSR(
         evidence=[*headers, seg, *([] if parametric_map is None else [parametric_map])],
         content=report,
         series_instance_uid=generate_uid(),
@@ -230,6 +230,12 @@ def build_sr(
         series_description="mama-monai anomaly report",
         is_complete=True,
     )
+    scheme = pydicom.Dataset()  # the private coding scheme of the score and threshold codes, declared (SOP Common)
+    scheme.CodingSchemeDesignator = _SCHEME
+    scheme.CodingSchemeName = "mama-monai local codes"
+    scheme.CodingSchemeResponsibleOrganization = "mama-monai developers"
+    sr.CodingSchemeIdentificationSequence = [scheme]
+    return sr
 
 
 def _max_frame(affine: np.ndarray, headers: list[pydicom.Dataset], max_slice: int, ndim: int) -> int | None:

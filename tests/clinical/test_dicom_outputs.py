@@ -164,6 +164,7 @@ def test_sr_reports_score_threshold_finding_and_references_the_seg_and_source(sc
     sources = _sources()
     assert content["Source Series for Segmentation"] == next(iter(sources.values())).SeriesInstanceUID
     assert content["Algorithm Version"] == f"{mama_monai.__version__} model {case['model_sha256']}"
+    assert [i.CodingSchemeDesignator for i in sr.CodingSchemeIdentificationSequence] == ["99MAMAMONAI"]
     # the score's source image is the slice of the maximum: map slice max_slice, found in world space
     written = sitk.ReadImage(str(scored["out"] / "case_001" / "anomaly_map.nii.gz"))
     top = sources[content["Source of Measurement"]]
