@@ -72,6 +72,7 @@ from mama_monai.data.dicom_series import is_dicom_file
 from mama_monai.data.nifti import write_nifti
 from mama_monai.data.orientation import restore_orientation
 from mama_monai.data.slicing import slice_volume, stack_slices
+from mama_monai.engines.evaluator import score_items
 from mama_monai.engines.model_spec import ModelSpec, load_model_spec
 from mama_monai.workflows.devices import resolve_device
 from mama_monai.evaluation.images import overlay_png
@@ -132,16 +133,10 @@ class _Scorer:
                 f"the image has {image.shape[0]} channel(s) after preset {self.preset!r}; the model expects {self.in_channels}."
             )
         slices = [s["image"] for s in slice_volume({"image": image})]
-        maps, scores = [], []
-        with torch.no_grad():
-            for start in range(0, len(slices), self.batch_size):
-                batch = torch.stack([s.as_tensor().float() for s in slices[start : start + self.batch_size]]).to(
-                    self.device
-                )
-                amap = self.anomaly.map(batch, self.network(batch))
-                maps.extend(amap.cpu())
-                scores.append(self.anomaly.score(amap).cpu())
-        slice_scores = torch.cat(scores).double().numpy()
+        items = [{"image": s.as_tensor().float(), "label": 0} for s in slices]
+        out = score_items(self.network, self.anomaly, items, self.device, self.batch_size)  # MONAI's evaluator engine
+        maps = list(torch.from_numpy(out["map"]))
+        slice_scores = out["score"].astype(np.float64)
         if not np.all(np.isfinite(slice_scores)):
             raise ValueError("the network produced non-finite values (NaN or inf) for this input.")
         canonical = stack_slices(maps, reference=slices[0].meta, grid="original")
