@@ -7,7 +7,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
-from mama_monai.losses.wasserstein import wasserstein_1d
+from mama_monai.losses.wasserstein import WassersteinLoss
 
 __all__ = ["ReconstructionLoss"]
 
@@ -39,6 +39,7 @@ class ReconstructionLoss(nn.Module):
         self.mse_weight = float(mse_weight)
         self.wasserstein_weight = float(wasserstein_weight)
         self.memory_weight = float(memory_weight)
+        self.wasserstein = WassersteinLoss(reduction="mean")
 
     def components(
         self, reconstruction: torch.Tensor, target: torch.Tensor, memory_loss: Optional[torch.Tensor] = None
@@ -48,7 +49,7 @@ class ReconstructionLoss(nn.Module):
         total = self.mse_weight * mse
         terms = {"mse": mse}
         if self.wasserstein_weight > 0:
-            w1 = wasserstein_1d(reconstruction, target).mean()
+            w1 = self.wasserstein(reconstruction, target)
             total = total + self.wasserstein_weight * w1
             terms["wasserstein"] = w1
         if memory_loss is not None and self.memory_weight > 0:
