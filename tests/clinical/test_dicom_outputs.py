@@ -300,3 +300,20 @@ def test_seg_matches_the_mask_pixel_by_pixel_in_world_space_for_coronal_and_obli
                 assert seg.pixel_array[number, r, c] == mask[k, j, i], (number, r, c)
                 checked += 1
     assert checked == 3 * stored.shape[1] * stored.shape[2] and 0 < seg.pixel_array.mean() < 1
+
+
+def test_a_single_dicom_file_gets_a_one_frame_seg_on_that_instance(scored, tmp_path):
+    source = pydicom.dcmread(SERIES / "slice_3.dcm")
+    report = score_cases(scored["model"], [SERIES / "slice_3.dcm"], tmp_path / "out")
+    folder = tmp_path / "out" / "case_001" / "dicom"
+    assert report["cases"][0]["dicom"] == {k: f"case_001/dicom/{k}.dcm" for k in ("seg", "parametric_map", "sr")}
+    seg = hd.seg.segread(folder / "seg.dcm")
+    frame = seg.PerFrameFunctionalGroupsSequence[0]
+    assert seg.number_of_frames == 1
+    assert frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
+    mask = np.asanyarray(nib.load(tmp_path / "out" / "case_001" / "anomaly_mask.nii.gz").dataobj)
+    frame_pixels = seg.pixel_array.reshape(-1, int(seg.Rows), int(seg.Columns))[0]  # one frame: (rows, columns)
+    np.testing.assert_array_equal(frame_pixels, mask.reshape(mask.shape[:2]).T)  # (x, y) -> rows, columns
+    assert 0 < frame_pixels.mean() < 1
+    for name in OBJECTS:
+        assert _dciodvfy_errors(folder / name) == []
