@@ -120,7 +120,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     from mama_monai.workflows.splits import prepare_splits
     from mama_monai.workflows.config import workflow_config
     from mama_monai.workflows.distributed import init_distributed
-    from mama_monai.workflows.evaluation import evaluate_items
+    from mama_monai.workflows.evaluation import report_items
     from mama_monai.engines import score_items
     from mama_monai.workflows.training import train_model
     from mama_monai.engines import AnomalyMap, anomaly_map_args
@@ -134,8 +134,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         result = train_model(parser, splits["train"], splits["val"], tmp, ctx, progress=False)
     scoring = parser.get_parsed_content("scoring")
-    report = evaluate_items(result.network, scoring, result.threshold, test, ctx.device, seed=job["seed"])
     out = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), test, ctx.device)
+    report = report_items(out, scoring, result.threshold, test, seed=job["seed"])  # the test is scored once
     labels = out["label"].astype(int)
     row: dict[str, Any] = {k: job[k] for k in ("task", "network", "seed", "variant", "size")}
     row.update(_image_aurocs(out, labels, scoring))

@@ -24,7 +24,7 @@ from mama_monai.evaluation import (
     pro_score,
 )
 
-__all__ = ["evaluate_items"]
+__all__ = ["evaluate_items", "report_items"]
 
 
 def _operating_point(values: np.ndarray, labels: np.ndarray, threshold: float | None, seed: int) -> dict[str, Any]:
@@ -92,8 +92,24 @@ def evaluate_items(
         ``{"image": {...}, "image_mean_error": {...}, "pixel_auroc": float | None, "pixel_pro": float | None, "cases": [...], "plots": [...]}``.
     """
     anomaly_map = AnomalyMap(2, **anomaly_map_args(scoring)).to(device)
-    threshold, mean_error_threshold = _thresholds(threshold)
     out = score_items(network, anomaly_map, items, device)
+    return report_items(out, scoring, threshold, items, plots_dir, name, seed)
+
+
+def report_items(
+    out: dict[str, np.ndarray],
+    scoring: dict[str, Any],
+    threshold: float | dict[str, Any],
+    items: Sequence[dict],
+    plots_dir: str | Path | None = None,
+    name: str = "model",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The report of :func:`evaluate_items` from items already scored (``out``: the arrays of
+    :func:`~mama_monai.engines.evaluator.score_items` over ``items``, in their order), so that a
+    caller who also needs the raw arrays (the accuracy benchmark) scores once."""
+    anomaly_map = AnomalyMap(2, **anomaly_map_args(scoring))
+    threshold, mean_error_threshold = _thresholds(threshold)
     scores, labels = out["score"], out["label"].astype(int)
     mean_error = ((out["image"] - out["pred"]) ** 2).reshape(len(items), -1).mean(axis=1)
     report: dict[str, Any] = {"n_cases": len(items), "scoring": dict(scoring)}
