@@ -71,7 +71,8 @@ def test_an_interrupted_score_run_keeps_the_previous_complete_files(name, files,
     assert main(argv) == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     target = next(p for p in before if p.name == name)
-    monkeypatch.setattr("mama_monai.workflows.scoring.atomic_write", _interrupting(name))
+    for writer in ("mama_monai.workflows.scoring", "mama_monai.data.nifti"):  # reports, and the one NIfTI writer
+        monkeypatch.setattr(f"{writer}.atomic_write", _interrupting(name))
     assert main([*argv, "--overwrite"]) == 130  # Ctrl-C: exit 130, one line
     assert "Traceback" not in capsys.readouterr().err
     # the interrupted file is the previous run's, whole (an in-place write leaves half of it)
