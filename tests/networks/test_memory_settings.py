@@ -146,3 +146,36 @@ def test_restart_every_one_moves_unread_slots_after_every_training_call():
     moved = [i for i in range(8) if not torch.equal(m.slots.detach()[i], before[i])]
     assert unread and moved == unread  # every unread slot, and only those, moved onto a query
     assert int(m.calls) == 0 and float(m.reads.sum()) == 0.0  # the counts start again
+
+
+def test_eval_codes_follow_slots_moved_by_a_training_call():
+    # the first training call moves the slots onto queries through .data, which bumps neither the
+    # parameter's version nor its pointer: only the training call's own reset keeps eval reads fresh
+    torch.manual_seed(0)
+    m = HashMemory(8, 4, hash_bits=16)
+    q = torch.randn(6, 4)
+    m.eval()
+    with torch.no_grad():
+        m(q)  # codes of the random slots cached
+    m.train()
+    with torch.no_grad():
+        m(torch.randn(8, 4) * 3)  # slots initialised from these queries
+    m.eval()
+    fresh = HashMemory(8, 4, hash_bits=16)
+    fresh.load_state_dict(m.state_dict())
+    fresh.eval()
+    with torch.no_grad():
+        assert torch.equal(m(q).indices, fresh(q).indices)
+        assert torch.equal(m(q).output, fresh(q).output)
+
+
+def test_soft_training_read_loss_uses_the_weighted_read_by_hand():
+    torch.manual_seed(0)
+    m = HashMemory(10, 4, hash_bits=16, addressing="soft", top_k=4, commitment_weight=0.5, init_from_data=False, restart_every=0)
+    q = torch.randn(6, 4)
+    out = m(q)
+    read = out.weights @ m.slots.detach()  # weighted over the top-k, not the nearest slot alone
+    expected = torch.nn.functional.mse_loss(read, q) + 0.5 * torch.nn.functional.mse_loss(q, read)
+    torch.testing.assert_close(out.loss.detach(), expected)
+    nearest = m.slots.detach()[out.indices]
+    assert not torch.allclose(read, nearest)  # the two reads differ here, so the test can tell them apart
