@@ -48,3 +48,9 @@ def test_fixed_split_refuses_cases_that_carry_only_a_fold_but_not_cases_with_bot
     only_fold = Manifest("d", Path("/data"), [_case("a", fold=0), _case("b", fold=1), _case("c", split="test")], num_folds=2)
     with pytest.raises(ValueError, match=r"fold=None but 2 cases \(e\.g\. \['a', 'b'\]\) have only a fold; pass fold=0\.\.1"):
         split_cases(only_fold)
+
+
+def test_without_any_fold_no_fold_can_be_asked_for():
+    m = Manifest("d", Path("/data"), [_case("a", split="train"), _case("b", split="test")])
+    with pytest.raises(ValueError, match=r"^fold must be an integer in 0\.\.-1, got 0\.$"):
+        split_cases(m, 0)

@@ -108,3 +108,41 @@ def test_anomaly_map_args_keeps_only_constructor_arguments():
 def test_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AnomalyMap(2, **kwargs)
+
+
+def test_defaults_and_the_edges_of_each_argument():
+    scorer = AnomalyMap()
+    assert (scorer.spatial_dims, scorer.sigma, scorer.reduction, scorer.percentile) == (2, 2.0, "percentile", 99.0)
+    assert (scorer.foreground_threshold, scorer.border) == (None, 0)
+    assert isinstance(AnomalyMap(2, sigma=0).smooth, torch.nn.Identity)  # 0 disables smoothing
+    assert AnomalyMap(2, sigma=64).sigma == 64.0 and AnomalyMap(2, percentile=100).percentile == 100.0
+    assert AnomalyMap(2, percentile=0.5).percentile == 0.5
+    for kwargs in ({"sigma": 64.5}, {"sigma": True}, {"percentile": True}, {"foreground_threshold": True},
+                   {"foreground_threshold": float("-inf")}):  # fmt: skip
+        with pytest.raises(ValueError, match=f"{next(iter(kwargs))} must be"):
+            AnomalyMap(2, **kwargs)
+
+
+def test_foreground_is_strictly_above_the_threshold_and_erodes_in_3d():
+    image = torch.zeros(1, 1, 5, 5, 5)
+    image[..., 1:4, 1:4, 1:4] = 0.5
+    image[..., 0, 0, 0] = 0.2  # exactly the threshold: background
+    fg = AnomalyMap(3, sigma=0, foreground_threshold=0.2).foreground(image)
+    assert fg.dtype == torch.float32 and int(fg.sum()) == 27
+    eroded = AnomalyMap(3, sigma=0, foreground_threshold=0.2, border=1).foreground(image)
+    assert eroded.flatten().nonzero().flatten().tolist() == [2 * 25 + 2 * 5 + 2]  # the cube's centre only
+    assert AnomalyMap(2).foreground(torch.rand(1, 1, 4, 4, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_an_image_without_foreground_beside_one_with_foreground_is_scored_over_its_own_pixels():
+    image = torch.zeros(2, 1, 6, 6)
+    image[0, :, 1:5, 1:5] = 1.0  # foreground in the first image only
+    recon = image.clone()
+    recon[0, :, 2, 2] = 0.0  # error 1 at one foreground pixel of the first image
+    recon[1] = 0.5  # error 0.25 everywhere in the second, which has no foreground
+    # the map is 0 outside the foreground, so the second image's map is all 0 and its score is 0;
+    # the first is reduced over its map's non-zero support (one pixel of error 1)
+    for reduction in ("mean", "max", "percentile"):
+        scorer = AnomalyMap(2, sigma=0, reduction=reduction, percentile=50, foreground_threshold=0.5)
+        scores = scorer(image, recon)
+        assert scores.shape == (2,) and scores.tolist() == [1.0, 0.0]

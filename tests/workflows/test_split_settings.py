@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mama_monai.workflows.cases import prepare_splits, simulated_anomalies
+from mama_monai.data.case_slices import simulated_anomalies
+from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 
 BASE = {"data#spatial_size": [32, 32], "data#num_workers": 0}
@@ -63,3 +64,18 @@ def test_anomalous_training_cases_are_never_trained_on_nor_held_out(tmp_path):
     seen = {it["case_id"] for it in splits["train"] + splits["val"]}
     assert seen.isdisjoint(relabelled) and len(seen) == 65  # the other 65 normal training slices
     assert all(it["label"] == 0 for it in splits["train"] + splits["val"])
+
+
+def test_a_missing_training_file_is_refused_naming_it(tmp_path):
+    import dataclasses
+
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import write_manifest
+
+    demo = demo_manifest("lidc")
+    cases = list(demo.cases)
+    first = next(i for i, c in enumerate(cases) if c.split == "train")
+    cases[first] = dataclasses.replace(cases[first], image="missing_volume.nii.gz")
+    path = write_manifest(dataclasses.replace(demo, cases=cases), tmp_path / "manifest.json", root=str(demo.root), check_files=False)
+    with pytest.raises(FileNotFoundError, match=r"1 file\(s\) named in the manifest do not exist .*: missing_volume.nii.gz"):
+        _splits(**{"data#manifest": str(path)})
