@@ -207,3 +207,25 @@ def test_bundle_evaluator_and_inferer_refuse_without_running_anything(crafted, b
         BundleInferer(bad, bundle_data, tmp_path / "infer", device="cpu").run()
     assert not marker.exists()
     assert not (tmp_path / "eval").exists() and not (tmp_path / "infer").exists()
+
+
+def test_weights_that_do_not_fit_the_network_are_named_one_kind_at_a_time(tmp_path):
+    from tests.model_files import tiny_model_file
+
+    path = tiny_model_file(tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    first = sorted(payload["state_dict"])[0]
+    cases = {
+        "missing": lambda sd: sd.pop(first),
+        "unexpected": lambda sd: sd.__setitem__("extra.weight", torch.zeros(1)),
+        "shape": lambda sd: sd.__setitem__(first, torch.zeros(*sd[first].shape, 2)),
+    }
+    for kind, change in cases.items():
+        crafted = {**payload, "state_dict": dict(payload["state_dict"])}
+        change(crafted["state_dict"])
+        torch.save(crafted, tmp_path / f"{kind}.pt")
+        lists = {"missing": [], "unexpected": [], "shape mismatch": []}
+        lists[{"missing": "missing", "unexpected": "unexpected", "shape": "shape mismatch"}[kind]] = [first if kind != "unexpected" else "extra.weight"]
+        expected = ", ".join(f"{name} {value}" for name, value in lists.items())
+        with pytest.raises(CheckpointError, match=re.escape(f"does not match its network_def in this code: {expected}.")):
+            load_model(tmp_path / f"{kind}.pt")
