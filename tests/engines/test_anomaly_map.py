@@ -115,6 +115,7 @@ def test_defaults_and_the_edges_of_each_argument():
     assert (scorer.spatial_dims, scorer.sigma, scorer.reduction, scorer.percentile) == (2, 2.0, "percentile", 99.0)
     assert (scorer.foreground_threshold, scorer.border) == (None, 0)
     assert isinstance(AnomalyMap(2, sigma=0).smooth, torch.nn.Identity)  # 0 disables smoothing
+    assert not isinstance(AnomalyMap(2, sigma=0.5).smooth, torch.nn.Identity)  # any sigma > 0 smooths
     assert AnomalyMap(2, sigma=64).sigma == 64.0 and AnomalyMap(2, percentile=100).percentile == 100.0
     assert AnomalyMap(2, percentile=0.5).percentile == 0.5
     for kwargs in ({"sigma": 64.5}, {"sigma": True}, {"percentile": True}, {"foreground_threshold": True},

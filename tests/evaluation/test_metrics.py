@@ -144,3 +144,23 @@ def test_known_answers_by_hand_auroc_ap_operating_point_and_thresholds():
     s, y = [0.9, 0.4, 0.5, 0.45, 0.1, 0.05], [1, 1, 0, 0, 0, 0]
     # F1: 0.9: 2/3 (best); 0.4: 4/7. J: 0.9: 1/2, 0.4: 1 - 2/4 = 1/2 (tie: the highest, 0.9)
     assert best_f1_threshold(s, y).value == 0.9 and youden_threshold(s, y).value == 0.9
+
+
+def test_bootstrap_interval_equals_an_independent_stratified_bootstrap():
+    s = np.array([0.9, 0.35, 0.8, 0.6, 0.4, 0.55, 0.3, 0.2, 0.1, 0.5])
+    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    rng = np.random.default_rng(0)  # the documented default seed
+    pos, neg = s[y == 1], s[y == 0]
+    stats = []
+    for _ in range(1000):  # the documented default number of resamples
+        p, n = rng.choice(pos, pos.size), rng.choice(neg, neg.size)
+        stats.append(roc_auc_score(np.r_[np.ones(p.size), np.zeros(n.size)], np.r_[p, n]))
+    low, high = np.quantile(stats, [0.025, 0.975])
+    ci = bootstrap_auroc_ci(s, y)
+    assert ci == AurocInterval(pytest.approx(roc_auc_score(y, s)), pytest.approx(low), pytest.approx(high), 0.05, 1000)
+    wide = bootstrap_auroc_ci(s, y, alpha=0.5, n=200, seed=3)
+    assert wide.alpha == 0.5 and wide.n_bootstrap == 200
+    assert bootstrap_auroc_ci(s, y, n=1).n_bootstrap == 1  # one resample is allowed
+    for alpha in (0.0, 1.0):
+        with pytest.raises(ValueError, match=rf"alpha must be in \(0, 1\), got {alpha}"):
+            bootstrap_auroc_ci(s, y, alpha=alpha)

@@ -227,5 +227,36 @@ def test_weights_that_do_not_fit_the_network_are_named_one_kind_at_a_time(tmp_pa
         lists = {"missing": [], "unexpected": [], "shape mismatch": []}
         lists[{"missing": "missing", "unexpected": "unexpected", "shape": "shape mismatch"}[kind]] = [first if kind != "unexpected" else "extra.weight"]
         expected = ", ".join(f"{name} {value}" for name, value in lists.items())
-        with pytest.raises(CheckpointError, match=re.escape(f"does not match its network_def in this code: {expected}.")):
+        message = f"model file {str(tmp_path / f'{kind}.pt')!r} does not match its network_def in this code: {expected}."
+        with pytest.raises(CheckpointError, match=re.escape(message)):
             load_model(tmp_path / f"{kind}.pt")
+
+
+def test_objects_outside_the_weights_only_allow_list_are_never_unpickled(tmp_path):
+    import fractions
+
+    from tests.model_files import tiny_model_file
+
+    path = tiny_model_file(tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    payload["metrics"] = {"ratio": fractions.Fraction(1, 3)}  # harmless, but code would run to rebuild it
+    torch.save(payload, tmp_path / "object.pt")
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(tmp_path / "object.pt")
+    message = str(info.value)
+    assert message.startswith(f"model file {str(tmp_path / 'object.pt')!r} cannot be read as a mama-monai checkpoint")
+    first_line = message.split("UnpicklingError: ", 1)[1]
+    assert first_line.startswith("Weights only load failed") and "\n" not in first_line
+
+
+def test_a_payload_that_is_not_a_checkpoint_dict_or_lacks_a_field_is_named(tmp_path):
+    from tests.model_files import tiny_model_file
+
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match=r"is not a mama-monai checkpoint \(format"):
+        read_checkpoint(tmp_path / "list.pt")
+    payload = torch.load(tiny_model_file(tmp_path / "model.pt"), weights_only=True)
+    del payload["threshold"]
+    torch.save(payload, tmp_path / "partial.pt")
+    with pytest.raises(CheckpointError, match=r"lacks \['threshold'\]; it is incomplete or corrupted"):
+        read_checkpoint(tmp_path / "partial.pt")
