@@ -147,8 +147,11 @@ def test_known_answers_by_hand_auroc_ap_operating_point_and_thresholds():
 
 
 def test_bootstrap_interval_equals_an_independent_stratified_bootstrap():
-    s = np.array([0.9, 0.35, 0.8, 0.6, 0.4, 0.55, 0.3, 0.2, 0.1, 0.5])
-    y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    # overlapping classes of 40 and 60 cases: the resampled AUROCs take many values, so the interval's
+    # ends move with the seed, the number of resamples and alpha
+    data = np.random.default_rng(7)
+    y = np.r_[np.ones(40, int), np.zeros(60, int)]
+    s = data.normal(size=100) + 0.8 * y
     rng = np.random.default_rng(0)  # the documented default seed
     pos, neg = s[y == 1], s[y == 0]
     stats = []
@@ -158,6 +161,9 @@ def test_bootstrap_interval_equals_an_independent_stratified_bootstrap():
     low, high = np.quantile(stats, [0.025, 0.975])
     ci = bootstrap_auroc_ci(s, y)
     assert ci == AurocInterval(pytest.approx(roc_auc_score(y, s)), pytest.approx(low), pytest.approx(high), 0.05, 1000)
+    assert low < ci.auroc < high < 1.0 and np.quantile(stats, 0.9) < high  # a real interval, not capped at 1
+    with pytest.raises(ValueError, match=r"^errors must be finite"):
+        normality_scores([1.0, float("nan")])
     wide = bootstrap_auroc_ci(s, y, alpha=0.5, n=200, seed=3)
     assert wide.alpha == 0.5 and wide.n_bootstrap == 200
     assert bootstrap_auroc_ci(s, y, n=1).n_bootstrap == 1  # one resample is allowed
