@@ -66,3 +66,22 @@ def test_resume_from_the_first_checkpoint_reproduces_the_uninterrupted_run(tmp_p
         torch.load(resumed / "model.pt", weights_only=True)["state_dict"],
         "model.pt",
     )
+
+
+def test_a_checkpoint_without_random_state_resumes_with_a_warning(tmp_path, tiny, caplog):
+    import logging
+
+    run = tmp_path / "run"
+    argv = ["train", "--network", "autoencoder", "--device", "cpu", "--output", str(run), *tiny.args]
+    assert main(argv) == 0
+    (run / "model.pt").unlink()
+    (run / "checkpoints" / "last_checkpoint_epoch=2.pt").unlink()
+    first = run / "checkpoints" / "last_checkpoint_epoch=1.pt"
+    old = torch.load(first, weights_only=True)
+    for key in ("rng", "sampler"):
+        del old[key]  # as an older version wrote it
+    torch.save(old, first)
+    caplog.set_level(logging.WARNING)
+    assert main([*argv, "--resume"]) == 0
+    assert f"checkpoint {first} holds no rng or sampler (an older version wrote it)" in caplog.text
+    assert torch.load(run / "model.pt", weights_only=True)["metrics"]["iterations"] == 20
