@@ -120,7 +120,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     from mama_monai.workflows.splits import prepare_splits
     from mama_monai.workflows.config import workflow_config
     from mama_monai.workflows.distributed import init_distributed
-    from mama_monai.workflows.evaluation import report_items
+    from mama_monai.workflows.metrics_report import report_items
     from mama_monai.engines import score_items
     from mama_monai.workflows.training import train_model
     from mama_monai.engines import AnomalyMap, anomaly_map_args

@@ -173,7 +173,7 @@ def _add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from mama_monai.workflows.demo import run_demo
+    from mama_monai.workflows.demo_run import run_demo
 
     # main() has refused an output holding results (unless --overwrite) under the output's lock; the lock
     # file itself is in the folder, so run_demo's own emptiness check is satisfied here

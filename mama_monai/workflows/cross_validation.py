@@ -9,7 +9,7 @@ from mama_monai.evaluation import paired_t_test, summarize_folds
 from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import DistributedContext
-from mama_monai.workflows.evaluation import evaluate_items
+from mama_monai.workflows.metrics_report import evaluate_items
 from mama_monai.workflows.training import train_model
 
 __all__ = ["cross_validate"]

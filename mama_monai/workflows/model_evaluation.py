@@ -102,7 +102,7 @@ def evaluate_test_split(
         device: where the network runs.
 
     Returns:
-        The report of :func:`~mama_monai.workflows.evaluation.evaluate_items` plus ``n_cases`` (scored +
+        The report of :func:`~mama_monai.workflows.metrics_report.evaluate_items` plus ``n_cases`` (scored +
         failed), ``n_scored``, ``n_failed`` and ``failures`` (``{"case", "file", "reason"}`` each).
 
     Raises:
@@ -111,7 +111,7 @@ def evaluate_test_split(
     from mama_monai.reports.html import write_evaluate_page
     from mama_monai.workflows.splits import load_test_split
     from mama_monai.reports.json_report import write_json
-    from mama_monai.workflows.evaluation import evaluate_items
+    from mama_monai.workflows.metrics_report import evaluate_items
 
     split = load_test_split(parser)
     test, failures = split["test"], split["failures"]

@@ -9,7 +9,7 @@ import torch
 from mama_monai.data.demo import demo_slice_table
 from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
-from mama_monai.workflows.evaluation import evaluate_items
+from mama_monai.workflows.metrics_report import evaluate_items
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 from mama_monai.cli import main
 from mama_monai.data import load_demo_ct, load_image
 from mama_monai.engines import read_checkpoint
-from mama_monai.workflows.demo import run_demo
+from mama_monai.workflows.demo_run import run_demo
 from tests.data.conftest import ras_affine_from_sitk, write_series
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mama_monai.workflows.evaluation import evaluate_items
+from mama_monai.workflows.metrics_report import evaluate_items
 
 
 class _Zero(torch.nn.Module):

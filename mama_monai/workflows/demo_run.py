@@ -27,7 +27,7 @@ from mama_monai.reports.json_report import write_json
 from mama_monai.workflows.splits import prepare_splits
 from mama_monai.workflows.config import workflow_config
 from mama_monai.workflows.distributed import init_distributed
-from mama_monai.workflows.evaluation import evaluate_items
+from mama_monai.workflows.metrics_report import evaluate_items
 from mama_monai.workflows.scoring import score_cases
 from mama_monai.workflows.training import train_model
 
