@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mama_monai.evaluation import best_f1_threshold, calibrate_threshold
+from mama_monai.evaluation import best_f1_threshold, calibrate_threshold, youden_threshold
 
 __all__ = ["calibrate_thresholds"]
 
@@ -25,8 +25,9 @@ def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float) -> dict[st
     ``value`` is the ``quantile`` of their scores (the configured reduction); ``mean_error`` the
     same quantile of their mean squared error (the paper's e_u), so that every operating point a
     report gives comes from validation normals, never from the test set. Where anomalies
-    (SIMULATED) are in the validation set, the best-F1 threshold on it is recorded beside, for
-    information. With ``n`` normals a quantile ``q`` is resolved only when ``n >= 1 / (1 - q)``
+    (SIMULATED) are in the validation set, the best-F1 and the Youden threshold on it are recorded
+    beside, for information (they are chosen on simulated lesions, so neither is used to label).
+    With ``n`` normals a quantile ``q`` is resolved only when ``n >= 1 / (1 - q)``
     (20 normals for 0.95: one of them expected above the threshold); fewer is recorded as a
     ``warning`` in the result and logged.
 
@@ -57,4 +58,6 @@ def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float) -> dict[st
     if (val["label"] == 1).any() and normal.any():
         alt = best_f1_threshold(val["score"], val["label"])
         threshold["best_f1_on_validation"] = {"value": float(alt.value), "method": alt.method}
+        youden = youden_threshold(val["score"], val["label"])
+        threshold["youden_on_validation"] = {"value": float(youden.value), "method": youden.method}
     return threshold

@@ -30,6 +30,8 @@ def test_thresholds_are_quantiles_of_the_validation_normals_never_of_the_lesions
     assert t["quantile"] == 0.95 and t["n_normals"] == 21 and "warning" not in t
     # best F1 on the validation set (lesions included): the lowest lesion score separates them
     assert t["best_f1_on_validation"] == {"value": 100.0, "method": "best_f1"}
+    # Youden's J = TPR - FPR is 1 from the lowest lesion score up to it: the same point here
+    assert t["youden_on_validation"] == {"value": 100.0, "method": "youden"}
 
 
 def test_too_few_normals_for_the_quantile_are_recorded_and_logged(caplog):
@@ -42,7 +44,7 @@ def test_too_few_normals_for_the_quantile_are_recorded_and_logged(caplog):
         "the false-positive rate on new normals is uncertain"
     )
     assert t["warning"] in caplog.text
-    assert "best_f1_on_validation" not in t  # no anomalies: no best-F1 point
+    assert "best_f1_on_validation" not in t and "youden_on_validation" not in t  # no anomalies: no such points
     # exactly enough normals: no warning; quantile 1 (the largest normal) needs one
     assert "warning" not in calibrate_thresholds(_val(np.arange(10.0), [], [0.1] * 10, []), 0.9)
     assert calibrate_thresholds(_val([3.0], [], [0.1], []), 1.0)["value"] == 3.0
@@ -54,3 +56,12 @@ def test_both_thresholds_use_the_quantile_asked_for():
     t = calibrate_thresholds(val, 0.8)  # 11 normals 0..10: the 0.8 quantile is 8.0 (e_u: 0.8)
     assert t["value"] == pytest.approx(8.0) and t["mean_error"]["value"] == pytest.approx(0.8)
     assert t["method"] == t["mean_error"]["method"] == "normal_quantile_0.8"
+
+
+def test_youden_and_best_f1_points_differ_where_false_positives_are_cheap_for_one_and_not_the_other():
+    # 23 normals (0..19 and 30, 31, 32), lesions 25 and 40. At 40: TPR 0.5, FPR 0 (J 0.5), F1 2/3.
+    # At 25: TPR 1, FPR 3/23 (J 0.87), but 3 false positives: precision 0.4, F1 0.57.
+    normals = [*range(20), 30, 31, 32]
+    t = calibrate_thresholds(_val(np.array(normals, float), [25.0, 40.0], [0.1] * 23, [1.0, 1.0]), 0.95)
+    assert t["youden_on_validation"] == {"value": 25.0, "method": "youden"}
+    assert t["best_f1_on_validation"] == {"value": 40.0, "method": "best_f1"}
