@@ -63,7 +63,6 @@ def _from_metatensor(image: MetaTensor, dtype: type | None) -> nib.Nifti1Image:
     writer.set_metadata({"affine": image.affine, "original_affine": image.affine}, resample=False)
     nifti = writer.create_backend_obj(writer.data_obj, affine=writer.affine, dtype=writer.output_dtype)
     world = to_affine_nd(r=3, affine=np.asarray(writer.affine if writer.affine is not None else np.eye(4)))
-    nifti.set_sform(world, code=1)
     return nib.Nifti1Image(np.asanyarray(nifti.dataobj), world, nifti.header)
 
 
