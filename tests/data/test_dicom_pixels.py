@@ -125,8 +125,11 @@ def test_unknown_transfer_syntax_names_syntax_and_file(tmp_path, dicom):
 def test_known_but_undecodable_syntax_is_named(tmp_path, dicom, monkeypatch):
     path = dicom.testdata("MR_small_jpeg_ls_lossless.dcm")
     monkeypatch.setattr(sitk, "ReadImage", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no GDCM")))
-    # and no pydicom plugin for JPEG-LS (highdicom installs pyjpegls, which decodes it)
-    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(lambda self: (_ for _ in ()).throw(NotImplementedError("no JPEG-LS plugin"))))
+
+    def no_plugin(self):  # and no pydicom plugin for JPEG-LS (highdicom installs pyjpegls, which decodes it)
+        raise NotImplementedError("no JPEG-LS plugin")
+
+    monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(no_plugin))
     with pytest.raises(
         UnsupportedTransferSyntaxError, match=r"'JPEG-LS Lossless Image Compression' \(1.2.840.10008.1.2.4.80\)"
     ):
