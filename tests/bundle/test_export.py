@@ -55,18 +55,17 @@ def test_ckpt_export_torchscript_runs(trained, tmp_path):
 
 
 def test_onnx_matches_pytorch(trained, tmp_path):
-    import nibabel as nib
     import numpy as np
     import onnxruntime as ort
 
     from mama_monai.data import load_demo_ct
+    from tests.real_slices import lung_window_slice
 
     info = export_onnx(trained / "model.pt", tmp_path / "model.onnx")
     assert info["input_shape"] == [1, 1, 32, 32] and info["opset"] >= 17
     assert info["max_abs_diff"] <= ONNX_ATOL
     # compared here too, not only by the exporter: a real CT slice, lung-windowed, at the model's size
-    hu = np.asarray(nib.load(load_demo_ct()["image"]).dataobj[:, :, 60], dtype=np.float32)
-    x = torch.nn.functional.interpolate(torch.from_numpy(np.clip((hu + 1000.0) / 1400.0, 0, 1))[None, None], size=(32, 32), mode="area")
+    x = torch.from_numpy(lung_window_slice(load_demo_ct()["image"], 60))
     network, _ = load_model(trained / "model.pt")
     with torch.no_grad():
         expected = network(x).numpy()

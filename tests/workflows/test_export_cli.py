@@ -7,29 +7,22 @@ file is not replaced without ``--overwrite``.
 
 from __future__ import annotations
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
 
 from mama_monai.cli import main
 from mama_monai.engines import load_model
+from tests.real_slices import lung_window_slice
 
 ort = pytest.importorskip("onnxruntime")
-
-
-def _real_slice(ct_path, size=32) -> np.ndarray:
-    """One axial slice of the real demo CT, lung-windowed to [0, 1], at the model's size."""
-    hu = np.asarray(nib.load(ct_path).dataobj[:, :, 1], dtype=np.float32)
-    x = torch.from_numpy(np.clip((hu + 1000.0) / 1400.0, 0.0, 1.0))[None, None]
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="area").numpy()
 
 
 def test_exported_onnx_matches_the_networks_output_on_a_real_slice(files, tmp_path, capsys):
     out = tmp_path / "onnx" / "model.onnx"
     assert main(["export", "--model", str(files["model"]), "--output", str(out)]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
-    x = _real_slice(files["crop"])
+    x = lung_window_slice(files["crop"], 1)
     assert x.std() > 0.1  # anatomy, not a flat image
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = session.run(None, {"image": x})[0]
