@@ -7,11 +7,13 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
+from mama_monai.arguments import records_arguments
 from mama_monai.losses.wasserstein import WassersteinLoss
 
 __all__ = ["ReconstructionLoss"]
 
 
+@records_arguments
 class ReconstructionLoss(nn.Module):
     """``mse_weight * MSE(x_hat, x) + wasserstein_weight * W1(x_hat, x) + memory_weight * memory_loss``.
 

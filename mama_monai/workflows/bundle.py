@@ -12,11 +12,12 @@ model-zoo components (``network_def``, ``dataset``, ``preprocessing``, ``inferer
 
 ``train#trainer`` and ``validate#evaluator`` are not ignite engines: the engines
 (:class:`~mama_monai.engines.AnomalyTrainer` / ``AnomalyEvaluator``) are built inside
-``train_model`` exactly as for the CLI. They need the whole workflow config (``train_model``
-stores the resolved ``network_def`` and ``loss`` in the model file), and a MONAI config
-reference can only hand over *instantiated* components, so :meth:`BundleTrainer.run` takes a
-plain copy of the raw config from the :class:`~monai.bundle.ConfigParser` that is running it
-(:func:`running_config`).
+``train_model`` exactly as for the CLI. The config sections they read are handed to them by
+reference (``config: {seed: "@seed", data: "@data", network_def: "@network_def", ...}`` in
+``train.yaml``), overrides already applied. A reference hands a component over *built*, so
+:func:`sections_parser` turns this package's networks and losses back into their literal
+description (:func:`~mama_monai.arguments.described`): ``train_model`` builds the network again
+after seeding and stores the same ``network_def`` in the model file as the CLI does.
 
 Example (from the repository root, which is the bundle root)::
 
@@ -29,7 +30,6 @@ Example (from the repository root, which is the bundle root)::
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import os
 from pathlib import Path
@@ -46,7 +46,7 @@ __all__ = [
     "bundle_inputs",
     "dataset_manifest",
     "resolve_device",
-    "running_config",
+    "sections_parser",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,20 +122,41 @@ def bundle_inputs(dataset_dir: str | os.PathLike | None) -> list[str]:
     return sorted(found)
 
 
-def running_config() -> ConfigParser:
-    """A fresh :class:`~monai.bundle.ConfigParser` holding a plain copy of the raw config of the
-    parser that is evaluating the current ``$`` expression (command-line overrides included).
+def sections_parser(config: Any, where: str) -> ConfigParser:
+    """A :class:`~monai.bundle.ConfigParser` of the config sections a bundle runner was handed
+    (``train#trainer#config``: ``{"seed": "@seed", "data": "@data", "network_def": "@network_def", ...}``).
+
+    A MONAI reference hands a component over built: a network or loss of this package is turned
+    back into its literal description (:func:`~mama_monai.arguments.described`), so that
+    ``train_model`` builds it again after seeding and stores the same ``network_def`` as the CLI.
 
     Raises:
-        RuntimeError: not called from a config expression.
+        BundleConfigError: ``config`` is not a dict, or holds a built object that is not one of
+            this package's networks or losses (names the key).
     """
-    frame = inspect.currentframe()
-    while frame is not None:
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, ConfigParser):
-            return ConfigParser(copy.deepcopy(owner.get()))
-        frame = frame.f_back
-    raise RuntimeError("running_config() must be called from a MONAI bundle config expression (e.g. '$@train#trainer.run()').")
+    from mama_monai.arguments import described
+
+    if not isinstance(config, dict):
+        raise BundleConfigError(f"{where} must be a dict of config sections (seed, data, ...), got {type(config).__name__}.")
+    plain: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, (dict, list, str, int, float, bool, type(None))):
+            plain[key] = copy.deepcopy(value)
+            continue
+        try:
+            plain[key] = described(value)
+        except TypeError as err:
+            raise BundleConfigError(f"{where}#{key}: {err}") from None
+    return ConfigParser(plain)
+
+
+def _given(parser: ConfigParser | None, config: dict[str, Any] | None, where: str) -> ConfigParser:
+    """``parser`` if given, else :func:`sections_parser` of ``config``."""
+    if parser is not None:
+        return parser
+    if config is None:
+        raise BundleConfigError(f"{where} is not set: give the runner the config sections it reads (see configs/train.yaml).")
+    return sections_parser(config, where)
 
 
 def _load_checkpoint(ckpt_path: str | os.PathLike, device: torch.device):
@@ -164,6 +185,9 @@ class BundleTrainer:
             and other workflow clients set): that many passes over the training slices, i.e.
             ``max_epochs * ceil(slices / training#batch_size)`` steps, rounded up to a multiple of
             ``training#val_interval``.
+        config: the sections ``train_model`` reads, handed over by reference in ``train.yaml``:
+            ``seed``, ``data``, ``network_def``, ``loss``, ``optimizer``, ``training``, ``runtime``,
+            ``scoring`` (:func:`sections_parser`). ``None``: :meth:`run` needs a parser.
     """
 
     def __init__(
@@ -174,23 +198,24 @@ class BundleTrainer:
         progress: bool = False,
         dataset: Any = None,
         max_epochs: int | None = None,
+        config: dict[str, Any] | None = None,
     ):
         self.output_dir, self.device, self.resume, self.progress = Path(output_dir), str(device), bool(resume), bool(progress)
         if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
             raise BundleConfigError(f"train#trainer#max_epochs must be null or a positive int, got {max_epochs!r}.")
-        self.dataset, self.max_epochs = dataset, max_epochs
+        self.dataset, self.max_epochs, self.config = dataset, max_epochs, config
 
     def run(self, parser: ConfigParser | None = None):
         """Train; returns the :class:`~mama_monai.workflows.training.TrainResult`.
 
         Args:
-            parser: the workflow config; default :func:`running_config` (the bundle's own).
+            parser: the workflow config; default the ``config`` sections given at construction.
         """
         from mama_monai.workflows.splits import prepare_splits
         from mama_monai.workflows.distributed import init_distributed
         from mama_monai.workflows.training import train_model
 
-        parser = running_config() if parser is None else parser
+        parser = _given(parser, self.config, "train#trainer#config")
         ctx = init_distributed(self.device)
         splits = prepare_splits(parser) if self.dataset is None else self.dataset.splits(parser)
         if self.max_epochs is not None:
@@ -207,11 +232,15 @@ class BundleEvaluator:
     """``validate#evaluator``: the CLI's ``evaluate`` (the ``data`` test split scored with ``ckpt_path``).
 
     The data are preprocessed with the model file's own preset and size. Writes
-    ``output_dir/report.json`` and ``output_dir/plots/``.
+    ``output_dir/report.json`` and ``output_dir/plots/``. ``config``: the ``seed`` and ``data``
+    sections, handed over by reference in ``train.yaml`` (``None``: :meth:`run` needs a parser).
     """
 
-    def __init__(self, ckpt_path: str | os.PathLike, output_dir: str | os.PathLike, device: str = "auto"):
+    def __init__(
+        self, ckpt_path: str | os.PathLike, output_dir: str | os.PathLike, device: str = "auto", config: dict[str, Any] | None = None
+    ):
         self.ckpt_path, self.output_dir, self.device = Path(ckpt_path), Path(output_dir), str(device)
+        self.config = config
 
     def run(self, parser: ConfigParser | None = None) -> dict[str, Any]:
         """Evaluate; returns the report (also written to ``report.json``), as ``mama-monai evaluate``
@@ -219,7 +248,7 @@ class BundleEvaluator:
         read, and test cases that cannot be loaded are listed in the report."""
         from mama_monai.workflows.model_evaluation import evaluate_test_split, model_data_overrides
 
-        parser = running_config() if parser is None else parser
+        parser = _given(parser, self.config, "validate#evaluator#config")
         device = resolve_device(self.device)
         network, spec = _load_checkpoint(self.ckpt_path, device)
         for key, value in model_data_overrides(spec).items():  # checked literals only

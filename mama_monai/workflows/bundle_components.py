@@ -152,14 +152,14 @@ class TrainingSlices(torch.utils.data.Dataset):
     validation hold-out is :attr:`splits`' ``val``), loaded on first use.
 
     Args:
-        parser: the workflow config; default the config that is instantiating this object
-            (:func:`~mama_monai.workflows.bundle.running_config`).
+        config: the ``seed`` and ``data`` sections, handed over by reference in ``train.yaml``
+            (:func:`~mama_monai.workflows.bundle.sections_parser`); or a parser holding them.
     """
 
-    def __init__(self, parser: ConfigParser | None = None) -> None:
-        from mama_monai.workflows.bundle import running_config
+    def __init__(self, config: dict[str, Any] | ConfigParser) -> None:
+        from mama_monai.workflows.bundle import sections_parser
 
-        self._parser = running_config() if parser is None else parser
+        self._parser = config if isinstance(config, ConfigParser) else sections_parser(config, "train#dataset#config")
         self._splits: dict[str, Any] | None = None
 
     def splits(self, parser: ConfigParser | None = None) -> dict[str, Any]:

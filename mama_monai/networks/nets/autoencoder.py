@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 from monai.networks.blocks import ADN, Convolution
 
+from mama_monai.arguments import records_arguments
 from mama_monai.networks.blocks.resampling import TransposedConv
 from mama_monai.networks.checks import check_image_batch, check_positive_int, check_spatial_dims, check_widths
 from mama_monai.networks.outputs import MemoryReadout, ModelOutput
@@ -29,6 +30,7 @@ class _UpLevel(nn.Module):
         return self.adn(self.conv(x, output_size))
 
 
+@records_arguments
 class ConvAutoEncoder(nn.Module):
     """Strided-convolution encoder, transposed-convolution decoder, no memory, no attention.
 

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from mama_monai.arguments import records_arguments
 from mama_monai.networks.blocks.hash_memory import HashMemory
 from mama_monai.networks.blocks.latent_queries import latent_to_queries, queries_to_latent
 from mama_monai.networks.blocks.multiscale_attention import MultiScaleAttentionBlock
@@ -27,6 +28,7 @@ __all__ = ["MAMANet", "MEMORY_MODES"]
 MEMORY_MODES = ("global", "local")
 
 
+@records_arguments
 class MAMANet(nn.Module):
     """Multi-scale attention encoder, hash memory, multi-scale attention decoder.
 

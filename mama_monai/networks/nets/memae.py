@@ -6,6 +6,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
+from mama_monai.arguments import records_arguments
 from mama_monai.networks.blocks.memae_memory import MemAEMemory
 from mama_monai.networks.blocks.latent_queries import latent_to_queries, queries_to_latent
 from mama_monai.networks.nets.autoencoder import ConvAutoEncoder
@@ -14,6 +15,7 @@ from mama_monai.networks.outputs import MemoryReadout
 __all__ = ["MemAE"]
 
 
+@records_arguments
 class MemAE(ConvAutoEncoder):
     """:class:`ConvAutoEncoder` whose decoder sees only the memory's answer.
 
