@@ -15,7 +15,7 @@ from mama_monai.data.manifest import Manifest, ManifestCase, load_manifest, spli
 from mama_monai.data.folds import assign_folds
 from mama_monai.data.builders import BUILDERS, ExtraFilesWarning, build_manifest
 from mama_monai.data.lidc import parse_lidc_xml, rasterize_reading
-from mama_monai.data.simulated_lesions import Lesion, RandSimulatedLesion, RandSimulatedLesiond, insert_lesions, simulate_lesions
+from mama_monai.data.simulated_lesions import Lesion, insert_lesions, simulate_lesions
 from mama_monai.data.demo import demo_data_dir, demo_manifest, demo_slice_table, load_demo_brain, load_demo_ct
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
     "parse_lidc_xml",
     "rasterize_reading",
     "Lesion",
-    "RandSimulatedLesion",
-    "RandSimulatedLesiond",
     "insert_lesions",
     "simulate_lesions",
     "demo_data_dir",

@@ -16,22 +16,23 @@ the mask is ``w >= 0.5``. Two kinds of lesion (``mode``):
   comes near. Our decision, measured against real nodules in ``docs/accuracy.md``.
 
 Pattern (TorchIO's): random parameters are drawn by :func:`sample_lesions`, then the
-deterministic :func:`insert_lesions` applies them; :func:`simulate_lesions` does both, and
-:class:`RandSimulatedLesion` / :class:`RandSimulatedLesiond` wrap them as MONAI transforms.
+deterministic :func:`insert_lesions` applies them; :func:`simulate_lesions` does both.
+
+No MONAI ``RandomizableTransform`` wraps them (the first release had one that only tests used):
+the validation lesions (:func:`~mama_monai.data.case_slices.simulated_anomalies`) are drawn with a
+generator seeded by ``(seed, slice index)``, so the validation set of a run does not depend on the
+order in which slices pass through a transform's shared random state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from monai.config import KeysCollection
-from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_dst_type, convert_to_numpy
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["LESION_MODES", "Lesion", "sample_lesions", "insert_lesions", "simulate_lesions", "RandSimulatedLesion", "RandSimulatedLesiond"]
+__all__ = ["LESION_MODES", "Lesion", "sample_lesions", "insert_lesions", "simulate_lesions"]
 
 
 #: ``"scale"``: the local intensity times ``1 + contrast``; ``"tissue"``: another tissue's intensity.
@@ -186,84 +187,3 @@ def simulate_lesions(
     lesions = sample_lesions(image, rng, n, radius_px, contrast, sign, foreground, mode, min_difference)
     out, mask = insert_lesions(image, lesions)
     return out, mask, lesions
-
-
-class RandSimulatedLesion(RandomizableTransform):
-    """MONAI array transform adding SIMULATED lesions to a channel-first image (C, H, W[, D]).
-
-    The same lesions go into every channel; the foreground is taken from channel 0. Returns
-    ``(image, mask)`` with the mask of shape (1, H, W[, D]); with probability ``1 - prob`` the
-    image is returned unchanged with an empty mask.
-
-    Args:
-        prob: probability of inserting lesions. Default 1.0.
-        num_lesions: (min, max) number of lesions, inclusive. Default (1, 1).
-        radius_px, contrast, sign: see :func:`sample_lesions`.
-
-    Example:
-        >>> t = RandSimulatedLesion(num_lesions=(1, 3)); t.set_random_state(seed=0)  # doctest: +SKIP
-        >>> img, mask = t(torch.rand(1, 128, 128))  # doctest: +SKIP
-    """
-
-    def __init__(self, prob: float = 1.0, num_lesions: Sequence[int] = (1, 1), radius_px: Sequence[float] = (5, 15),
-                 contrast: Sequence[float] = (0.3, 0.5), sign: int | None = None) -> None:
-        RandomizableTransform.__init__(self, prob)
-        if len(num_lesions) != 2 or not 0 <= num_lesions[0] <= num_lesions[1]:
-            raise ValueError(f"num_lesions must be a (min, max) pair with 0 <= min <= max, got {num_lesions!r}.")
-        self.num_lesions, self.sign = tuple(int(v) for v in num_lesions), sign
-        self.radius_px, self.contrast = _check_range("radius_px", radius_px, 0.5), _check_range("contrast", contrast, 0.0)
-        self.lesions: list[Lesion] = []
-
-    def randomize(self, data: np.ndarray) -> None:
-        super().randomize(None)
-        self.lesions = []
-        if self._do_transform:
-            rng = np.random.default_rng(self.R.randint(2**31))
-            n = int(rng.integers(self.num_lesions[0], self.num_lesions[1] + 1))
-            self.lesions = sample_lesions(data, rng, n, self.radius_px, self.contrast, self.sign)
-
-    def __call__(self, img, randomize: bool = True):  # type: ignore[override]
-        arr = convert_to_numpy(img)
-        if randomize:
-            self.randomize(arr[0])
-        channels = [insert_lesions(c, self.lesions) for c in arr]
-        out = np.stack([c[0] for c in channels]).astype(np.float32)
-        mask = channels[0][1][None] if channels else np.zeros((1,) + arr.shape[1:], np.uint8)
-        return convert_to_dst_type(out, img, dtype=out.dtype)[0], convert_to_dst_type(mask, img, dtype=mask.dtype)[0]
-
-
-class RandSimulatedLesiond(RandomizableTransform, MapTransform):
-    """Dictionary wrapper of :class:`RandSimulatedLesion`: the same lesions go into every key.
-
-    Writes the mask to ``mask_key`` and ``True`` to ``"simulated"``; when ``label_key`` is
-    given, sets it to 1 where lesions were inserted (else leaves it).
-
-    Example:
-        >>> t = RandSimulatedLesiond("image", mask_key="lesion_mask", label_key="label")  # doctest: +SKIP
-    """
-
-    def __init__(self, keys: KeysCollection, mask_key: str = "lesion_mask", label_key: str | None = None,
-                 prob: float = 1.0, allow_missing_keys: bool = False, **kwargs) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, prob)
-        self.mask_key, self.label_key = mask_key, label_key
-        self.lesion = RandSimulatedLesion(prob=1.0, **kwargs)
-
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandSimulatedLesiond:
-        super().set_random_state(seed, state)
-        self.lesion.set_random_state(seed, state)
-        return self
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
-        d = dict(data)
-        self.randomize(None)
-        keys = list(self.key_iterator(d))
-        if not self._do_transform or not keys:
-            return d
-        self.lesion.randomize(convert_to_numpy(d[keys[0]])[0])
-        for key in keys:
-            d[key], d[self.mask_key] = self.lesion(d[key], randomize=False)
-        d["simulated"] = True
-        if self.label_key is not None:
-            d[self.label_key] = 1
-        return d

@@ -8,11 +8,10 @@ import re
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 
 from mama_monai.data.demo import demo_data_dir, demo_manifest, demo_slice_table, load_demo_brain, load_demo_ct
 from mama_monai.data.lidc import parse_lidc_xml, rasterize_reading
-from mama_monai.data.simulated_lesions import Lesion, RandSimulatedLesion, RandSimulatedLesiond, insert_lesions, simulate_lesions
+from mama_monai.data.simulated_lesions import Lesion, insert_lesions, simulate_lesions
 
 
 def _array(path):
@@ -163,21 +162,3 @@ def test_simulate_lesions_deterministic_and_in_foreground():
 def test_simulate_lesions_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         simulate_lesions(np.ones((64, 64)), np.random.default_rng(0), **kwargs)
-
-
-def test_monai_transforms_seeded():
-    img = torch.rand(2, 64, 64) + 1.0
-    t1, t2 = RandSimulatedLesion(num_lesions=(1, 3)), RandSimulatedLesion(num_lesions=(1, 3))
-    t1.set_random_state(seed=5)
-    t2.set_random_state(seed=5)
-    (o1, m1), (o2, m2) = t1(img), t2(img)
-    assert isinstance(o1, torch.Tensor) and o1.shape == img.shape and m1.shape == (1, 64, 64)
-    assert torch.equal(o1, o2) and torch.equal(m1, m2) and m1.sum() > 0
-    changed = (o1 != img).any(0)
-    assert bool(changed[m1[0] > 0].all())
-    same = RandSimulatedLesion(prob=0.0)(img)
-    assert torch.equal(same[0], img) and same[1].sum() == 0
-    d = RandSimulatedLesiond("image", label_key="label").set_random_state(seed=1)({"image": img, "label": 0})
-    assert d["simulated"] is True and d["label"] == 1 and d["lesion_mask"].shape == (1, 64, 64)
-    with pytest.raises(ValueError, match="num_lesions"):
-        RandSimulatedLesion(num_lesions=(3, 1))
