@@ -147,3 +147,31 @@ def test_an_image_without_foreground_beside_one_with_foreground_is_scored_over_i
         scorer = AnomalyMap(2, sigma=0, reduction=reduction, percentile=50, foreground_threshold=0.5)
         scores = scorer(image, recon)
         assert scores.shape == (2,) and scores.tolist() == [1.0, 0.0]
+
+
+def test_dark_and_bright_lesions_of_equal_contrast_score_alike_with_the_configured_scoring():
+    """Issue 10 ("residual maps that detect dark and bright anomalies alike"), known answer: a
+    disk of +-40 % (the product's lesion simulator) on a body of intensity 0.75, scored with
+    configs/train.yaml's scoring against the clean image (a reconstruction that does not
+    reproduce the lesion). The dark disk lies inside the foreground and scores exactly as the
+    bright one does, above the clean image's 0."""
+    import yaml
+    from pathlib import Path
+
+    from mama_monai.data.simulated_lesions import Lesion, insert_lesions
+
+    scoring = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "train.yaml").read_text())["scoring"]
+    scorer = AnomalyMap(2, **anomaly_map_args(scoring))
+    yy, xx = np.mgrid[:64, :64]
+    body = np.where((yy - 32) ** 2 + (xx - 32) ** 2 <= 26**2, 0.75, 0.0).astype(np.float32)
+    clean = torch.from_numpy(body)[None, None]
+    scores, masks = {}, {}
+    for name, contrast in (("dark", -0.4), ("bright", 0.4)):
+        lesioned, masks[name] = insert_lesions(body, [Lesion((30, 36), 5.0, contrast)])
+        x = torch.from_numpy(lesioned)[None, None]
+        assert bool(scorer.foreground(x)[0, 0][torch.from_numpy(masks[name]) > 0].all()), name
+        scores[name] = float(scorer(x, clean))
+    np.testing.assert_array_equal(masks["dark"], masks["bright"])
+    assert float(scorer(clean, clean)) == 0.0
+    assert scores["dark"] > 0.01  # the centre's squared error is 0.3^2 = 0.09 before smoothing
+    np.testing.assert_allclose(scores["dark"], scores["bright"], rtol=1e-5)
