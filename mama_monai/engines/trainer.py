@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from monai.engines import SupervisedTrainer
@@ -25,15 +25,25 @@ class AnomalyTrainer(SupervisedTrainer):
 
     ``memory_format`` (e.g. ``torch.channels_last``, from
     :class:`~mama_monai.engines.acceleration.Acceleration`) is the layout inputs are handed over in.
+    ``input_noise`` (e.g. :class:`~mama_monai.engines.input_noise.CoarseNoise`): the network is
+    given ``input_noise(image)`` and the loss compares its output with the clean ``image``
+    (denoising training); ``None`` (default): plain reconstruction.
 
     ``engine.state.output`` holds ``image``, ``pred`` (reconstruction, detached), ``loss`` (the
     weighted total, for MONAI's ``StatsHandler``), the unweighted terms (``mse``, ``wasserstein``,
     ``memory``) and ``memory_indices`` (slots read in this iteration).
     """
 
-    def __init__(self, *args: Any, memory_format: Optional[torch.memory_format] = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        memory_format: Optional[torch.memory_format] = None,
+        input_noise: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.memory_format = memory_format
+        self.input_noise = input_noise
 
     def _iteration(self, engine: "AnomalyTrainer", batchdata: Dict[str, Any]) -> Dict[str, Any]:
         inputs = in_layout(batch_images(engine, batchdata), engine.memory_format)
@@ -42,7 +52,8 @@ class AnomalyTrainer(SupervisedTrainer):
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         use_amp = engine.amp and inputs.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-            reconstruction, memory_loss, indices = engine.network(inputs)
+            seen = inputs if engine.input_noise is None else engine.input_noise(inputs)
+            reconstruction, memory_loss, indices = engine.network(seen)
             engine.fire_event(IterationEvents.FORWARD_COMPLETED)
         terms = engine.loss_function.components(reconstruction, inputs, memory_loss)
         engine.fire_event(IterationEvents.LOSS_COMPLETED)

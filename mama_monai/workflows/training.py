@@ -36,6 +36,7 @@ from mama_monai.engines import (
     save_model,
     score_items,
 )
+from mama_monai.engines.input_noise import CoarseNoise
 from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
 from mama_monai.engines.training_handlers import LAST_CHECKPOINT_PREFIX, attach_checkpointing, attach_logging, attach_resume
@@ -178,6 +179,7 @@ def build_training_run(
         decollate=False,
         memory_format=memory_format,
         non_blocking=on_cuda,
+        input_noise=CoarseNoise.from_config(cfg.get("input_noise")),
     )
     progress = TrainingProgress(int(cfg.get("early_stopping_patience") or 0))
     return TrainingRun(network, eval_network, optimizer, anomaly_map, trainer, evaluator, progress, amp, memory_format, has_anomalies)
