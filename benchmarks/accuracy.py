@@ -48,6 +48,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "with the paper's Wasserstein loss (weight 1)": {"loss#wasserstein_weight": 1.0},
     "soft addressing (top 8)": {"network_def#memory_args#addressing": "soft"},
     "plain convolutions (no attention)": {"network_def#block_args#attention": False},
+    "plain reconstruction training (no input noise: the paper's)": {"training#input_noise#std": 0.0},
     "first release's memory (random slots, no restarts, commitment 0.25)": {
         "network_def#memory_args#init_from_data": False,
         "network_def#memory_args#restart_every": 0,
@@ -55,6 +56,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     },
 }
 
+#: the ablations also run on the brain task (where the lesions are SIMULATED and dark ones are missed)
+BRAIN_ABLATIONS = ("MAMA Net (as configured)", "plain reconstruction training (no input noise: the paper's)")
 
 # ----------------------------------------------------------------------------- one run
 def _brain_test(items: list[dict], seed: int) -> list[dict]:
@@ -191,8 +194,9 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
         names = list(ABLATIONS) if not args.quick else list(ABLATIONS)[:2]
         small = dict(base, size=args.ablation_size)
         for name in names:
-            for seed in args.ablation_seeds:
-                jobs.append(dict(small, task="lidc", network="mamanet_compact", seed=seed, variant=name, overrides=ABLATIONS[name]))
+            for task in [t for t in args.tasks if t == "lidc" or (t == "brain" and name in BRAIN_ABLATIONS)]:
+                for seed in args.ablation_seeds:
+                    jobs.append(dict(small, task=task, network="mamanet_compact", seed=seed, variant=name, overrides=ABLATIONS[name]))
     # the slowest first, so the two processes finish together
     return sorted(jobs, key=lambda j: j["network"] != "mamanet_compact")
 

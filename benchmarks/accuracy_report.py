@@ -95,18 +95,24 @@ def _ranking(groups, task: str) -> str:
             f"{' > '.join(NAMES[n] for n in val)}; the test ranks them {' > '.join(NAMES[n] for n in test)}: {same}.")  # fmt: skip
 
 
-def _ablation_table(rows: list[dict], seeds: list[int]) -> list[str]:
-    lines = ["| MAMA Net variant (LIDC) | image AUROC (default score) | pixel AUROC | validation AUROC | held-out normal MSE | slots used / N |",
-             "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+def _ablation_table(rows: list[dict], seeds: list[int], task: str = "lidc") -> list[str]:
+    brain = task == "brain"
+    extra = " bright AUROC | dark AUROC |" if brain else ""
+    lines = [f"| MAMA Net variant ({TITLES_SHORT[task]}) | image AUROC (default score) |{extra} pixel AUROC | validation AUROC | held-out normal MSE | slots used / N |",
+             "| --- | --- |" + (" --- | --- |" if brain else "") + " --- | --- | --- | --- |"]  # fmt: skip
     variants: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        if row["variant"] != "main" and row["seed"] in seeds:
+        if row["variant"] != "main" and row["seed"] in seeds and row["task"] == task:
             variants[row["variant"]].append(row)
     for name, group in variants.items():
         slots = f"{np.mean([r['slots_used'] for r in group]):.0f} / {group[0]['num_slots']}"
-        lines.append(f"| {name} | {_ms([r['auroc_percentile'] for r in group])} | {_ms([r['pixel_auroc'] for r in group])} | "
+        kinds = "".join(f" {_ms([r[f'{k}_auroc_percentile'] for r in group])} |" for k in ("bright", "dark")) if brain else ""
+        lines.append(f"| {name} | {_ms([r['auroc_percentile'] for r in group])} |{kinds} {_ms([r['pixel_auroc'] for r in group])} | "
                      f"{_ms([r['val_auroc'] for r in group])} | {_ms([r['val_normal_mse'] for r in group])} | {slots} |")  # fmt: skip
     return lines
+
+
+TITLES_SHORT = {"lidc": "LIDC", "brain": "brain T1, SIMULATED lesions"}
 
 
 def _figures(rows: list[dict], folder: Path) -> list[str]:
@@ -199,10 +205,11 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
         lines += [f"![ROC]({'accuracy/' + f})" for f in figures if f == f"roc_{task}.png"]
         lines += [f"![t-SNE]({'accuracy/' + f})" for f in figures if f == f"tsne_{task}.png"]
         lines.append("")
-    if any(r["variant"] != "main" for r in rows):
-        lines += [f"## MAMA Net ablations (LIDC, {settings['ablation_size']} x {settings['ablation_size']}, seeds "
-                  + ", ".join(map(str, settings["ablation_seeds"])) + ")", "",
-                  *_ablation_table(rows, settings["ablation_seeds"]), ""]  # fmt: skip
+    for task in TASKS:
+        if any(r["variant"] != "main" and r["task"] == task for r in rows):
+            lines += [f"## MAMA Net ablations ({TITLES_SHORT[task]}, {settings['ablation_size']} x {settings['ablation_size']}, seeds "
+                      + ", ".join(map(str, settings["ablation_seeds"])) + ")", "",
+                      *_ablation_table(rows, settings["ablation_seeds"], task), ""]  # fmt: skip
     path = out / "accuracy.md"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n")
