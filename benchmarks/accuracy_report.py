@@ -18,6 +18,8 @@ TASKS = {
     "lidc": "LIDC-IDRI-0001, fair split: REAL nodules (11 slices) vs matched normals (28)",
     "brain": "brain T1 (MNI152): SIMULATED lesions on 11 held-out slices, bright and dark",
 }
+#: the same tasks, named in the ablation tables' headings
+TITLES_SHORT = {"lidc": "LIDC", "brain": "brain T1, SIMULATED lesions"}
 
 
 def _ms(values: list[float | None]) -> str:
@@ -111,8 +113,6 @@ def _ablation_table(rows: list[dict], seeds: list[int], task: str = "lidc") -> l
                      f"{_ms([r['val_auroc'] for r in group])} | {_ms([r['val_normal_mse'] for r in group])} | {slots} |")  # fmt: skip
     return lines
 
-
-TITLES_SHORT = {"lidc": "LIDC", "brain": "brain T1, SIMULATED lesions"}
 
 
 def _figures(rows: list[dict], folder: Path) -> list[str]:

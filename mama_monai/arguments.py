@@ -72,11 +72,11 @@ def described(obj: Any) -> dict[str, Any]:
             f"a {type(obj).__module__}.{type(obj).__qualname__} does not record the arguments it was built with; "
             "only this package's networks and losses do (mama_monai.networks, mama_monai.losses)."
         )
-    return {"_target_": _public_path(type(obj)), **_plain(copy.deepcopy(record))}
+    return {"_target_": _public_path(type(obj)), **_plain(record)}  # the record is a deep copy already
 
 
 def _plain(value: Any) -> Any:
-    """Tuples as lists, as YAML and JSON hold them."""
+    """Tuples as lists, as YAML and JSON hold them; every dict and list new (the caller's own copy)."""
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
