@@ -97,6 +97,22 @@ def _ranking(groups, task: str) -> str:
             f"{' > '.join(NAMES[n] for n in val)}; the test ranks them {' > '.join(NAMES[n] for n in test)}: {same}.")  # fmt: skip
 
 
+REDUCTION_NAMES = {"percentile": "p99 in body (default)", "max": "max", "mean": "mean in body", "paper_mean_error": "paper e_u"}
+
+
+def _reduction_table(groups, task: str) -> list[str]:
+    """Validation against test AUROC of every score reduction: would validation have picked the test's best?"""
+    head = ["model"] + [f"{name}: validation / test" for name in REDUCTION_NAMES.values()]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for net in NAMES:
+        rows = groups.get((task, net), [])
+        if not rows or any(f"val_auroc_{k}" not in r for r in rows for k in REDUCTION_NAMES):
+            continue
+        cells = [f"{np.mean([r[f'val_auroc_{k}'] for r in rows]):.3f} / {np.mean([r[f'auroc_{k}'] for r in rows]):.3f}" for k in REDUCTION_NAMES]
+        lines.append("| " + " | ".join([NAMES[net]] + cells) + " |")
+    return lines if len(lines) > 2 else []
+
+
 def _ablation_table(rows: list[dict], seeds: list[int], task: str = "lidc") -> list[str]:
     brain = task == "brain"
     extra = " bright AUROC | dark AUROC |" if brain else ""
@@ -202,6 +218,10 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
             continue
         lines += [f"## {title}", "", *_main_table(groups, task), "", _ranking(groups, task), "",
                   "Paired two-sided t-tests over seeds (mean difference, p):", "", *_tests_table(groups, task), ""]  # fmt: skip
+        reductions = _reduction_table(groups, task)
+        if reductions:
+            lines += ["Each score reduction on validation (SIMULATED lesions, the selected checkpoint) and on the test, mean over "
+                      "seeds: the default is kept unless validation prefers another one.", "", *reductions, ""]  # fmt: skip
         lines += [f"![ROC]({'accuracy/' + f})" for f in figures if f == f"roc_{task}.png"]
         lines += [f"![t-SNE]({'accuracy/' + f})" for f in figures if f == f"tsne_{task}.png"]
         lines.append("")

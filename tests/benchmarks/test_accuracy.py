@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.stats import ttest_rel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,5 +47,8 @@ def test_quick_run_writes_report_from_the_product_path(tmp_path):
         assert r["n_test_normal"] == 28 and r["n_test_anomalous"] == 11  # the fair split
         line = next(l for l in text.splitlines() if l.startswith(f"| {accuracy_report.NAMES[r['network']]} |"))
         assert f"| {r['auroc_percentile']:.3f} |" in line
+        # the validation AUROC of the default score, recomputed on the selected checkpoint, is the one that selected it
+        assert r["val_auroc_percentile"] == pytest.approx(r["val_auroc"], abs=1e-9)
+        assert f"{r['val_auroc_max']:.3f} / {r['auroc_max']:.3f}" in text
     assert (tmp_path / "accuracy" / "roc_lidc.png").stat().st_size > 0
     assert (tmp_path / "accuracy" / "tsne_lidc.png").stat().st_size > 0
