@@ -206,7 +206,14 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for seed in args.ablation_seeds:
                     jobs.append(dict(small, task=task, network="mamanet_compact", seed=seed, variant=name, overrides=ABLATIONS[name]))
     # the slowest first, so the two processes finish together
-    return sorted(jobs, key=lambda j: j["network"] != "mamanet_compact")
+    return sorted(jobs, key=lambda j: -_cost(j))
+
+
+def _cost(job: dict[str, Any]) -> float:
+    """Relative training cost: iterations x pixels, MAMA Net (attention) about 4x the others."""
+    over = job.get("overrides", {})
+    size = over.get("data#spatial_size", [job["size"]])[0]
+    return over.get("training#iterations", job["iterations"]) * size**2 * (4.0 if job["network"] == "mamanet_compact" else 1.0)
 
 
 def run_all(jobs: list[dict[str, Any]], workers: int, log_path: Path) -> list[dict[str, Any]]:
