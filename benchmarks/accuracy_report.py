@@ -130,7 +130,6 @@ def _ablation_table(rows: list[dict], seeds: list[int], task: str = "lidc") -> l
     return lines
 
 
-
 def _figures(rows: list[dict], folder: Path) -> list[str]:
     import matplotlib
 

@@ -52,3 +52,23 @@ def test_quick_run_writes_report_from_the_product_path(tmp_path):
         assert f"{r['val_auroc_max']:.3f} / {r['auroc_max']:.3f}" in text
     assert (tmp_path / "accuracy" / "roc_lidc.png").stat().st_size > 0
     assert (tmp_path / "accuracy" / "tsne_lidc.png").stat().st_size > 0
+
+
+def test_the_as_configured_ablation_reuses_the_main_runs_instead_of_training_them_again():
+    import argparse
+
+    args = argparse.Namespace(size=64, iterations=300, interval=50, tasks=["lidc", "brain"], seeds=[0, 1, 2], no_ablations=False,
+                              quick=False, ablation_size=64, ablation_seeds=[0, 1])  # fmt: skip
+    jobs = accuracy.plan(args)
+    assert not [j for j in jobs if j["variant"] == accuracy.AS_CONFIGURED]
+    assert len(jobs) == 3 * 2 * 3 + 2 * (len(accuracy.ABLATIONS) - 1) + 2 * (len(accuracy.BRAIN_ABLATIONS) - 1)
+    main = [dict(task=j["task"], network=j["network"], seed=j["seed"], variant="main", auroc_percentile=0.1 * j["seed"], _scores={})
+            for j in jobs if j["variant"] == "main"]  # fmt: skip
+    rows = accuracy._with_reused_rows(main, args)
+    reused = [r for r in rows if r["variant"] == accuracy.AS_CONFIGURED]
+    assert [(r["task"], r["seed"], r["auroc_percentile"]) for r in reused] == [("brain", 0, 0.0), ("brain", 1, 0.1), ("lidc", 0, 0.0), ("lidc", 1, 0.1)]
+    assert all(r["network"] == "mamanet_compact" and "_scores" not in r for r in reused)  # no second ROC curve
+    # another ablation size: the 'as configured' runs are trained, nothing is reused
+    other = argparse.Namespace(**{**vars(args), "ablation_size": 32})
+    assert len([j for j in accuracy.plan(other) if j["variant"] == accuracy.AS_CONFIGURED]) == 4
+    assert accuracy._with_reused_rows(main, other) == main
