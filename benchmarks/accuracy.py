@@ -15,7 +15,8 @@ normals and SIMULATED "tissue" lesions in them; its AUROC is reported beside the
 that one can see whether validation ranks the models as the test does. Then MAMA Net ablations
 (memory size N, semantic basis, Wasserstein loss, hard vs soft addressing, attention vs plain
 convolutions, denoising vs plain reconstruction, 5x the iterations, 128 x 128 input, the first
-release's memory settings; "as configured" reuses the main runs where the sizes agree), paired
+release's memory settings, validation on slabs instead of every 5th slice, the last network
+instead of the best by validation; "as configured" reuses the main runs where the sizes agree), paired
 t-tests over seeds, ROC curves and a t-SNE of latent codes (paper Fig. 7).
 
     python benchmarks/accuracy.py                   # full run (~50 min on 2 CPU cores)
@@ -52,6 +53,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "plain reconstruction training (no input noise: the paper's)": {"training#input_noise#std": 0.0},
     "5x the iterations (1500)": {"training#iterations": 1500},
     "input 128 x 128 (the previous benchmark's size)": {"data#spatial_size": [128, 128]},
+    "validation on slabs of 8 slices, 2 dropped beside each (blocks)": {"data#validation_split": "blocks"},
+    "the last network (no checkpoint selection)": {"training#checkpoint": "last"},
     "first release's memory (random slots, no restarts, commitment 0.25)": {
         "network_def#memory_args#init_from_data": False,
         "network_def#memory_args#restart_every": 0,
@@ -65,6 +68,8 @@ BRAIN_ABLATIONS = (
     "plain reconstruction training (no input noise: the paper's)",
     "5x the iterations (1500)",
     "input 128 x 128 (the previous benchmark's size)",
+    "validation on slabs of 8 slices, 2 dropped beside each (blocks)",
+    "the last network (no checkpoint selection)",
 )
 
 # ----------------------------------------------------------------------------- one run

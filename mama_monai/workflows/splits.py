@@ -13,6 +13,7 @@ from typing import Any
 from mama_monai.data.cache import check_cache_dir
 from mama_monai.data.case_slices import check_num_workers, load_case_slices, simulated_anomalies
 from mama_monai.data.manifest import Manifest, ManifestCase
+from mama_monai.data.validation_holdout import hold_out_validation
 
 __all__ = ["load_test_split", "prepare_splits"]
 
@@ -57,8 +58,11 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
 
     The manifest is ``data#manifest`` (or the embedded LIDC-IDRI-0001 demo when null); the split
     is its fixed train/test split or fold ``data#fold``. Only normal training cases are trained
-    on. Every ``data#val_every``-th of them (in manifest order) is held out for validation and
-    threshold calibration, with SIMULATED-lesion copies when
+    on. About one in ``data#val_every`` of them is held out for validation and threshold
+    calibration (``data#validation_split``: ``"auto"``, whole subjects where there are at least
+    ``data#val_every`` of them and every ``data#val_every``-th slice otherwise; ``"blocks"``,
+    whole subjects or slabs of ``data#validation_block`` slices with ``data#validation_gap``
+    dropped beside them; or ``"interleaved"``; :func:`hold_out_validation`), with SIMULATED-lesion copies when
     ``data#simulated_validation_anomalies`` (so no real anomaly is looked at before the test).
     Files are loaded with ``data#num_workers`` processes and the cache ``data#cache_dir``
     (:func:`load_case_slices`; both optional).
@@ -67,16 +71,18 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
         ``{"manifest", "train", "val", "test", "failures"}`` (``failures``: :class:`CaseFailure` s).
     """
     data, manifest, split, loading = _data_split(parser, check_files=True)
-    train_cases = [c for c in split["train"] if c.label == 0]
-    every = int(data.get("val_every", 5))
-    if every < 2:
-        raise ValueError(f"data#val_every must be >= 2 (one in val_every training slices is held out), got {every}.")
-    train, f1 = load_case_slices(manifest, train_cases, data["preset"], data["spatial_size"], **loading)
+    normals = [c for c in split["train"] if c.label == 0]
+    train_cases, val_cases = hold_out_validation(
+        normals, every=data.get("val_every", 5), mode=data.get("validation_split", "auto"),
+        block=data.get("validation_block", 8), gap=data.get("validation_gap", 2),
+    )  # fmt: skip
+    loaded, f1 = load_case_slices(manifest, train_cases + val_cases, data["preset"], data["spatial_size"], **loading)
+    held = {c.case_id for c in val_cases}  # one load: a volume's slices are decoded once
+    train = [it for it in loaded if it["case_id"] not in held]
+    val = [it for it in loaded if it["case_id"] in held]
     test, f2 = load_case_slices(manifest, split["test"], data["preset"], data["spatial_size"], **loading)
     if not train:
         raise ValueError(f"no normal training case could be loaded from manifest {manifest.dataset!r} (failures: {f1[:3]}).")
-    val = [it for i, it in enumerate(train) if i % every == every - 1]
-    train = [it for i, it in enumerate(train) if i % every != every - 1]
     if data.get("simulated_validation_anomalies", True):
         val = val + simulated_anomalies(
             val, seed=int(parser["seed"]), radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),

@@ -206,12 +206,26 @@ def _resume(run: TrainingRun, ckpt_dir: Path) -> None:
     attach_resume(run.trainer, run.checkpoint_objects(), ckpt_dir)
 
 
-def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext) -> None:
-    """Load the best network by validation AUROC (where there was one) into ``run.network``, in eval mode."""
+#: ``training#checkpoint``: ``"val_auroc"`` reloads the network of the best validation AUROC,
+#: ``"last"`` keeps the network of the last iteration (validation AUROC is then only logged)
+CHECKPOINT_CHOICES = ("val_auroc", "last")
+
+
+def checkpoint_choice(cfg: dict[str, Any]) -> str:
+    """``training#checkpoint`` of a config's ``training`` section, checked (default ``"val_auroc"``)."""
+    choice = cfg.get("checkpoint", "val_auroc")
+    if choice not in CHECKPOINT_CHOICES:
+        raise ValueError(f"training#checkpoint must be one of {list(CHECKPOINT_CHOICES)}, got {choice!r}.")
+    return choice
+
+
+def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext, choice: str) -> None:
+    """Load the best network by validation AUROC (where there was one and ``choice`` asks for it)
+    into ``run.network``, in eval mode."""
     if ctx.enabled:  # rank 0 has finished writing best_network.pt before any rank reads it
         torch.distributed.barrier()
     best = ckpt_dir / "best_network.pt"
-    if run.has_anomalies and best.is_file():
+    if choice == "val_auroc" and run.has_anomalies and best.is_file():
         run.network.load_state_dict(torch.load(best, map_location=ctx.device, weights_only=True))
     run.network.eval()
 
@@ -220,7 +234,10 @@ def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext) -> 
 #: split (``evaluate``'s default test split); machine-local ones (``cache_dir``, ``num_workers``) stay out
 _STORED_DATA_KEYS = ("preset", "spatial_size", "modality", "manifest", "fold")
 #: the ``data`` keys that say how the threshold was calibrated, kept as a record under ``validation``
-_VALIDATION_KEYS = ("val_every", "simulated_validation_anomalies", "validation_lesion_mode", "validation_lesion_radius")
+_VALIDATION_KEYS = (
+    "val_every", "validation_split", "validation_block", "validation_gap",
+    "simulated_validation_anomalies", "validation_lesion_mode", "validation_lesion_radius",
+)  # fmt: skip
 
 
 def _save(parser: ConfigParser, run: TrainingRun, output_dir: Path, threshold: dict[str, Any]) -> Path:
@@ -252,7 +269,8 @@ def train_model(
     """Train ``network_def`` from ``parser`` on ``train_items`` (normals), validate on ``val_items``.
 
     The recipe: seed; build the network and engines (:func:`build_training_run`); attach the
-    handlers; resume if asked; run; reload the best network; calibrate the thresholds on the
+    handlers; resume if asked; run; reload the best network (``training#checkpoint``:
+    ``"val_auroc"``, or keep the ``"last"``); calibrate the thresholds on the
     validation normals (:func:`~mama_monai.engines.post_processing.calibrate_thresholds`); save.
 
     Args:
@@ -272,6 +290,7 @@ def train_model(
     output_dir = Path(output_dir)
     ckpt_dir = output_dir / "checkpoints"
     set_determinism(int(parser["seed"]))
+    choice = checkpoint_choice(parser.get_parsed_content("training"))  # a bad value fails before training
     run = build_training_run(parser, train_items, val_items, ctx)
     _attach_handlers(run, output_dir, ctx, progress)
     if resume:
@@ -279,7 +298,7 @@ def train_model(
     start = time.perf_counter()
     run.trainer.run()
     seconds = time.perf_counter() - start
-    _best_network(run, ckpt_dir, ctx)
+    _best_network(run, ckpt_dir, ctx, choice)
     batch_size = int(parser.get_parsed_content("training")["batch_size"])
     val = score_items(run.eval_network, run.anomaly_map, val_items, ctx.device, batch_size, run.amp, run.memory_format)
     threshold = calibrate_thresholds(val, float(parser.get_parsed_content("scoring")["threshold_quantile"]))

@@ -16,15 +16,22 @@ def _splits(**overrides):
     return prepare_splits(workflow_config("autoencoder", overrides={**BASE, **overrides}))
 
 
-def test_defaults_hold_out_every_fifth_normal_with_one_tissue_lesion_copy_each():
+def test_defaults_hold_out_every_fifth_normal_of_the_one_subject_with_one_tissue_lesion_copy_each():
     parser = workflow_config("autoencoder", overrides=BASE)
-    for key in ("val_every", "simulated_validation_anomalies", "validation_lesion_radius", "validation_lesion_mode"):
+    keys = ("val_every", "validation_split", "validation_block", "validation_gap", "simulated_validation_anomalies",
+            "validation_lesion_radius", "validation_lesion_mode")  # fmt: skip
+    for key in keys:
         parser.get("data").pop(key)  # configs/train.yaml states them; the code's defaults must be the same
     splits = prepare_splits(parser)
     assert set(splits) == {"manifest", "train", "val", "test", "failures"} and splits["failures"] == []
     normals = [it for it in splits["val"] if it["label"] == 0]
     lesions = [it for it in splits["val"] if it["label"] == 1]
-    assert (len(splits["train"]), len(normals), len(lesions)) == (60, 15, 15)  # 75 normal training slices
+    # 75 normal training slices of one patient: 'auto' holds out every 5th (whole subjects need >= 5)
+    assert (len(splits["train"]), len(normals), len(lesions)) == (60, 15, 15)
+    assert [it["slice_index"] for it in normals] == [4, 9, 14, 19, 24, 29, 45, 50, 102, 107, 112, 117, 122, 127, 132]
+    slabs = _splits(**{"data#validation_split": "blocks", "data#simulated_validation_anomalies": False})
+    assert [it["slice_index"] for it in slabs["val"]] == [32, 33, 45, 46, 47, 48, 49, 50, 130, 131, 132]
+    assert len(slabs["train"]) == 58
     # the lesions are simulate_lesions' 'tissue' kind with radius 2-6 % of the width, seeded by the config
     expected = simulated_anomalies(normals, seed=int(parser["seed"]), radius_fraction=(0.02, 0.06), mode="tissue")
     for got, want in zip(lesions, expected):
@@ -33,7 +40,8 @@ def test_defaults_hold_out_every_fifth_normal_with_one_tissue_lesion_copy_each()
 
 
 def test_val_every_and_the_lesion_settings_are_read_from_the_config(tmp_path):
-    splits = _splits(**{"data#val_every": 3, "data#simulated_validation_anomalies": False, "data#cache_dir": str(tmp_path / "cache")})
+    over = {"data#val_every": 3, "data#validation_split": "interleaved", "data#simulated_validation_anomalies": False}
+    splits = _splits(**over, **{"data#cache_dir": str(tmp_path / "cache")})
     assert (len(splits["train"]), len(splits["val"])) == (50, 25) and all(it["label"] == 0 for it in splits["val"])
     assert any((tmp_path / "cache").rglob("*.pt"))  # the loading options reach the loader
     scale = _splits(**{"data#validation_lesion_mode": "scale", "data#validation_lesion_radius": [0.1, 0.12]})
@@ -44,8 +52,8 @@ def test_val_every_and_the_lesion_settings_are_read_from_the_config(tmp_path):
 
 
 def test_val_every_below_two_is_refused_naming_the_key():
-    assert len(_splits(**{"data#val_every": 2})["train"]) == 38  # 75 slices: 37 held out
-    with pytest.raises(ValueError, match=r"data#val_every must be >= 2 \(one in val_every training slices is held out\), got 1"):
+    assert len(_splits(**{"data#val_every": 2, "data#validation_split": "interleaved"})["train"]) == 38  # 37 of 75 held out
+    with pytest.raises(ValueError, match=r"data#val_every must be an integer >= 2 \(about one in val_every training slices is held out\), got 1"):
         _splits(**{"data#val_every": 1})
 
 
@@ -60,7 +68,8 @@ def test_anomalous_training_cases_are_never_trained_on_nor_held_out(tmp_path):
     relabelled = set(train_ids[:10])  # ten 'train' slices marked anomalous (a manifest may list them: RIDER folds)
     cases = [dataclasses.replace(c, label=1) if c.case_id in relabelled else c for c in demo.cases]
     path = write_manifest(dataclasses.replace(demo, cases=cases), tmp_path / "manifest.json", root=str(demo.root))
-    splits = _splits(**{"data#manifest": str(path), "data#simulated_validation_anomalies": False})
+    over = {"data#manifest": str(path), "data#simulated_validation_anomalies": False, "data#validation_split": "interleaved"}
+    splits = _splits(**over)
     seen = {it["case_id"] for it in splits["train"] + splits["val"]}
     assert seen.isdisjoint(relabelled) and len(seen) == 65  # the other 65 normal training slices
     assert all(it["label"] == 0 for it in splits["train"] + splits["val"])

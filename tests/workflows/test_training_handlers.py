@@ -51,3 +51,39 @@ def test_slot_usage_and_threshold_are_recorded(tiny, tmp_path):
         "preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": None, "fold": None,
     }  # what scoring needs + the training split; no cache folder or worker count in a deployable file
     assert payload["config"]["validation"]["validation_lesion_mode"] == "tissue"
+
+
+def _aurocs_falling(monkeypatch):
+    """Validation AUROC 0.9 at the first validation, lower after: the best network is the first one."""
+    from monai.handlers import ROCAUC
+
+    values = iter([0.9, 0.6, 0.5, 0.4, 0.3, 0.2])
+    monkeypatch.setattr(ROCAUC, "compute", lambda self: next(values), raising=False)
+
+
+def test_checkpoint_val_auroc_reloads_the_best_network_and_last_keeps_the_last(tiny, tmp_path, monkeypatch):
+    kept = {}
+    for choice in ("val_auroc", "last"):
+        _aurocs_falling(monkeypatch)
+        parser = _parser("autoencoder", tiny, **{"training#iterations": 30, "training#checkpoint": choice})
+        splits = prepare_splits(parser)
+        result = train_model(parser, splits["train"], splits["val"], tmp_path / choice, DistributedContext(), progress=False)
+        assert [row["val_auroc"] for row in result.history] == [0.9, 0.6, 0.5]  # logged either way
+        best = torch.load(tmp_path / choice / "checkpoints" / "best_network.pt", weights_only=True)
+        kept[choice] = {k: v.clone() for k, v in result.network.state_dict().items()}
+        same_as_best = all(torch.equal(kept[choice][k], best[k]) for k in best)
+        assert same_as_best == (choice == "val_auroc")
+        stored = torch.load(tmp_path / choice / "model.pt", weights_only=True)
+        assert stored["config"]["training"]["checkpoint"] == choice
+    # the same seed and data: 'last' is the network 20 iterations after the one 'val_auroc' reloads
+    assert any(not torch.equal(kept["last"][k], kept["val_auroc"][k]) for k in kept["last"])
+
+
+def test_an_unknown_checkpoint_choice_is_refused_before_training(tiny, tmp_path):
+    import pytest
+
+    parser = _parser("autoencoder", tiny, **{"training#checkpoint": "best"})
+    splits = prepare_splits(parser)
+    with pytest.raises(ValueError, match=r"training#checkpoint must be one of \['val_auroc', 'last'\], got 'best'"):
+        train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
+    assert not (tmp_path / "model.pt").exists()
