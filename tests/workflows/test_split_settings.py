@@ -88,3 +88,19 @@ def test_a_missing_training_file_is_refused_naming_it(tmp_path):
     path = write_manifest(dataclasses.replace(demo, cases=cases), tmp_path / "manifest.json", root=str(demo.root), check_files=False)
     with pytest.raises(FileNotFoundError, match=r"1 file\(s\) named in the manifest do not exist .*: missing_volume.nii.gz"):
         _splits(**{"data#manifest": str(path)})
+
+
+def test_with_five_subjects_whole_subjects_are_held_out_by_default(tmp_path):
+    import dataclasses
+
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import write_manifest
+
+    demo = demo_manifest("lidc")  # the one patient's training slices relabelled as five 'subjects' of ~15 slices
+    subject = {c.case_id: f"subject-{i // 15}" for i, c in enumerate(c for c in demo.cases if c.split == "train")}
+    cases = [dataclasses.replace(c, group=subject.get(c.case_id, c.group)) for c in demo.cases]
+    path = write_manifest(dataclasses.replace(demo, cases=cases), tmp_path / "manifest.json", root=str(demo.root))
+    splits = _splits(**{"data#manifest": str(path), "data#simulated_validation_anomalies": False})
+    held = [it["case_id"] for it in splits["val"]]
+    assert held == [cid for cid, g in subject.items() if g == "subject-4"] and len(held) == 15
+    assert {subject[it["case_id"]] for it in splits["train"]} == {f"subject-{k}" for k in range(4)}
