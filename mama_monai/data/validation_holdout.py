@@ -32,7 +32,8 @@ validation AUROC, 0.46-0.57 in every run, is the honest answer for one patient: 
 lesions on anatomy the model has not seen are found at chance.
 (``docs/accuracy.md`` has the ablation.)
 
-All modes keep about one case in ``every`` for validation. Cases without a ``slice_index``
+All modes keep about one case in ``every`` for validation; ``block`` shrinks to
+``len(cases) // every`` where it would leave fewer than ``every`` slabs (31 brain slices: slabs of 6). Cases without a ``slice_index``
 (2D images) are each their own slab.
 """
 
@@ -109,6 +110,7 @@ def hold_out_validation(
     if mode != "blocks":
         held = {id(c) for i, c in enumerate(cases) if i % every == every - 1}
         return [c for c in cases if id(c) not in held], [c for c in cases if id(c) in held]
+    block = min(block, max(1, len(cases) // every))  # at least `every` slabs in all, so one is held out
     train_ids, val_ids, start = set(), set(), 0
     for group in groups:
         ordered = sorted(group, key=lambda c: (c.slice_index is None, c.slice_index or 0))

@@ -86,3 +86,10 @@ def test_with_as_many_subjects_as_val_every_one_is_held_out_and_with_fewer_slabs
     _, val = hold_out_validation(four, every=5, mode="blocks", block=2, gap=0)  # 20 runs of 2, counted across subjects
     assert [(c.group, c.slice_index) for c in val] == [("subject-a", 8), ("subject-a", 9), ("subject-b", 8), ("subject-b", 9),
                                                         ("subject-c", 8), ("subject-c", 9), ("subject-d", 8), ("subject-d", 9)]  # fmt: skip
+
+
+def test_too_few_slices_for_every_slabs_shrink_the_slab_so_one_is_held_out():
+    # 31 slices (the embedded brain's training slices): slabs of 8 would give 4 runs and no 5th
+    train, val = hold_out_validation(_volume(31), mode="blocks", block=8, gap=2)
+    assert _indices(val) == [24, 25, 26, 27, 28, 29]  # slabs of 6: the 5th is held out
+    assert _indices(train) == list(range(22))  # 22-23 and 30 dropped beside the slab
