@@ -33,8 +33,8 @@ lesions on anatomy the model has not seen are found at chance.
 (``docs/accuracy.md`` has the ablation.)
 
 All modes keep about one case in ``every`` for validation; ``block`` shrinks to
-``len(cases) // every`` where it would leave fewer than ``every`` slabs (31 brain slices: slabs of 6). Cases without a ``slice_index``
-(2D images) are each their own slab.
+``len(cases) // every`` where it would leave fewer than ``every`` slabs (31 brain slices: slabs
+of 6). Cases without a ``slice_index`` (2D images) are each their own slab.
 """
 
 from __future__ import annotations
@@ -53,6 +53,11 @@ VALIDATION_SPLITS = ("auto", "blocks", "interleaved")
 
 def _group_key(case: ManifestCase) -> str:
     return case.group if case.group is not None else case.image
+
+
+def _partition(cases: list[ManifestCase], held: set[int]) -> tuple[list[ManifestCase], list[ManifestCase]]:
+    """``(cases not held, cases held)`` by ``id``, each in the order of ``cases``."""
+    return [c for c in cases if id(c) not in held], [c for c in cases if id(c) in held]
 
 
 def _slabs(cases: list[ManifestCase], every: int, block: int, gap: int, start: int) -> tuple[list, list, int]:
@@ -105,16 +110,15 @@ def hold_out_validation(
     by_group = sorted(cases, key=_group_key)
     groups = [list(g) for _, g in groupby(by_group, key=_group_key)]
     if mode != "interleaved" and len(groups) >= every:
-        held = {id(c) for k, g in enumerate(groups) if k % every == every - 1 for c in g}
-        return [c for c in cases if id(c) not in held], [c for c in cases if id(c) in held]
+        return _partition(cases, {id(c) for k, g in enumerate(groups) if k % every == every - 1 for c in g})
     if mode != "blocks":
-        held = {id(c) for i, c in enumerate(cases) if i % every == every - 1}
-        return [c for c in cases if id(c) not in held], [c for c in cases if id(c) in held]
+        return _partition(cases, {id(c) for i, c in enumerate(cases) if i % every == every - 1})
     block = min(block, max(1, len(cases) // every))  # at least `every` slabs in all, so one is held out
-    train_ids, val_ids, start = set(), set(), 0
+    kept, held, start = set(), set(), 0
     for group in groups:
         ordered = sorted(group, key=lambda c: (c.slice_index is None, c.slice_index or 0))
         train, val, start = _slabs(ordered, every, block, gap, start)
-        train_ids.update(map(id, train))
-        val_ids.update(map(id, val))
-    return [c for c in cases if id(c) in train_ids], [c for c in cases if id(c) in val_ids]
+        kept.update(map(id, train))
+        held.update(map(id, val))
+    train, val = _partition([c for c in cases if id(c) in kept | held], held)  # the gap slices are in neither
+    return train, val

@@ -62,8 +62,9 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
     calibration (``data#validation_split``: ``"auto"``, whole subjects where there are at least
     ``data#val_every`` of them and every ``data#val_every``-th slice otherwise; ``"blocks"``,
     whole subjects or slabs of ``data#validation_block`` slices with ``data#validation_gap``
-    dropped beside them; or ``"interleaved"``; :func:`hold_out_validation`), with SIMULATED-lesion copies when
-    ``data#simulated_validation_anomalies`` (so no real anomaly is looked at before the test).
+    dropped beside them; or ``"interleaved"``; :func:`hold_out_validation`), with
+    SIMULATED-lesion copies when ``data#simulated_validation_anomalies`` (so no real anomaly is
+    looked at before the test).
     Files are loaded with ``data#num_workers`` processes and the cache ``data#cache_dir``
     (:func:`load_case_slices`; both optional).
 

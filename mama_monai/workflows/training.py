@@ -290,7 +290,8 @@ def train_model(
     output_dir = Path(output_dir)
     ckpt_dir = output_dir / "checkpoints"
     set_determinism(int(parser["seed"]))
-    choice = checkpoint_choice(parser.get_parsed_content("training"))  # a bad value fails before training
+    cfg = parser.get_parsed_content("training")
+    choice = checkpoint_choice(cfg)  # a bad value fails before training
     run = build_training_run(parser, train_items, val_items, ctx)
     _attach_handlers(run, output_dir, ctx, progress)
     if resume:
@@ -299,7 +300,7 @@ def train_model(
     run.trainer.run()
     seconds = time.perf_counter() - start
     _best_network(run, ckpt_dir, ctx, choice)
-    batch_size = int(parser.get_parsed_content("training")["batch_size"])
+    batch_size = int(cfg["batch_size"])
     val = score_items(run.eval_network, run.anomaly_map, val_items, ctx.device, batch_size, run.amp, run.memory_format)
     threshold = calibrate_thresholds(val, float(parser.get_parsed_content("scoring")["threshold_quantile"]))
     model_path = _save(parser, run, output_dir, threshold) if ctx.is_main else None
