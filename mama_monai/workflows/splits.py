@@ -70,6 +70,10 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
 
     Returns:
         ``{"manifest", "train", "val", "test", "failures"}`` (``failures``: :class:`CaseFailure` s).
+
+    Raises:
+        ValueError: no normal training case could be loaded, or none was held out for validation
+            (fewer than ``data#val_every`` normals), naming the keys and the counts.
     """
     data, manifest, split, loading = _data_split(parser, check_files=True)
     normals = [c for c in split["train"] if c.label == 0]
@@ -84,6 +88,13 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
     test, f2 = load_case_slices(manifest, split["test"], data["preset"], data["spatial_size"], **loading)
     if not train:
         raise ValueError(f"no normal training case could be loaded from manifest {manifest.dataset!r} (failures: {f1[:3]}).")
+    if not val:
+        raise ValueError(
+            f"no validation normal: manifest {manifest.dataset!r} has {len(normals)} normal training case(s), and "
+            f"data#val_every={data.get('val_every', 5)} with data#validation_split={data.get('validation_split', 'auto')!r} "
+            f"held out {len(val_cases)} that could be loaded ({len(f1)} failure(s)); the checkpoint and the threshold "
+            "need held-out normals: add normal training cases or lower data#val_every (>= 2)."
+        )
     if data.get("simulated_validation_anomalies", True):
         val = val + simulated_anomalies(
             val, seed=int(parser["seed"]), radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),

@@ -104,3 +104,19 @@ def test_with_five_subjects_whole_subjects_are_held_out_by_default(tmp_path):
     held = [it["case_id"] for it in splits["val"]]
     assert held == [cid for cid, g in subject.items() if g == "subject-4"] and len(held) == 15
     assert {subject[it["case_id"]] for it in splits["train"]} == {f"subject-{k}" for k in range(4)}
+
+
+def test_too_few_normals_for_a_validation_case_is_refused_naming_val_every(tmp_path):
+    import dataclasses
+
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import write_manifest
+
+    demo = demo_manifest("lidc")  # four normal training slices: one in five holds none out
+    train = [c for c in demo.cases if c.split == "train" and c.label == 0][:4]
+    cases = train + [c for c in demo.cases if c.split == "test"]
+    path = write_manifest(dataclasses.replace(demo, cases=cases), tmp_path / "manifest.json", root=str(demo.root))
+    message = r"no validation normal: manifest 'lidc_idri_0001_demo' has 4 normal training case\(s\), and data#val_every=5 .* lower data#val_every"
+    with pytest.raises(ValueError, match=message):
+        _splits(**{"data#manifest": str(path), "data#validation_split": "interleaved"})
+    assert len(_splits(**{"data#manifest": str(path), "data#val_every": 2})["val"]) == 4  # 2 normals + their 2 lesion copies
