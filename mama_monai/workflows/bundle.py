@@ -30,6 +30,7 @@ Example (from the repository root, which is the bundle root)::
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 from pathlib import Path
@@ -159,15 +160,37 @@ def _given(parser: ConfigParser | None, config: dict[str, Any] | None, where: st
     return sections_parser(config, where)
 
 
-def _load_checkpoint(ckpt_path: str | os.PathLike, device: torch.device):
-    """``(network, spec)`` of the bundle's model file (:func:`~mama_monai.engines.model_spec.load_model_spec`)."""
-    from mama_monai.engines.checkpoint import CheckpointError
+@functools.lru_cache(maxsize=4)
+def _read_model_file(path: str, mtime_ns: int, size: int, device: str):
     from mama_monai.engines.model_spec import load_model_spec
 
+    return load_model_spec(path, torch.device(device))
+
+
+def _load_checkpoint(ckpt_path: str | os.PathLike, device: str | torch.device):
+    """``(network, spec)`` of the bundle's model file (:func:`~mama_monai.engines.model_spec.load_model_spec`).
+
+    Read, checked and hashed once per version of the file and device: a workflow's ``network_def``,
+    ``preprocessing``, ``postprocessing`` and runner share one read (keyed by the resolved path,
+    the file's modification time and size), and a rewritten model file is read again. Each call
+    gets its own copy of the network.
+
+    Raises:
+        BundleConfigError: the file is not a usable model file, naming ``ckpt_path``.
+    """
+    from mama_monai.engines.checkpoint import CheckpointError
+
+    path = os.path.realpath(ckpt_path)
     try:
-        return load_model_spec(ckpt_path, device)
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size, str(device))
+    except OSError:
+        key = None  # not cached: load_model_spec names the missing file
+    try:
+        network, spec = _read_model_file(*key) if key else _read_model_file.__wrapped__(str(ckpt_path), 0, 0, str(device))
     except CheckpointError as err:
         raise BundleConfigError(f"ckpt_path {str(ckpt_path)!r} cannot be used: {err}") from None
+    return copy.deepcopy(network), spec  # each caller its own network: one may move or train it
 
 
 class BundleTrainer:
