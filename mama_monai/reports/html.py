@@ -203,7 +203,8 @@ def write_demo_page(output_dir: str | os.PathLike, report: dict[str, Any]) -> Pa
     table = _table(["model", "image AUROC", "95 % CI", "sensitivity", "specificity", "pixel AUROC"], summary)
     body = (
         f"<h1>mama-monai demo ({_e(report.get('seconds_total'))} s on {_e(report.get('device'))})</h1>"
-        f'<p class="meta">{_e(data.get("dataset", ""))}. Test anomalies: {_e(data.get("test_anomalies", ""))}. '
+        f'<p class="meta">{_e(data.get("dataset", ""))}. Training normals: {_e(data.get("training_normals", ""))}. '
+        f'Test anomalies: {_e(data.get("test_anomalies", ""))}. '
         f"Test normals: {_e(data.get('test_normals', ''))}. Validation anomalies: {_e(data.get('validation_anomalies', ''))}.</p>"
         '<p><a href="scores/index.html">the whole CT volume scored (scores/index.html)</a> · '
         '<a href="report.json">report.json</a></p><h2>Models on the test split</h2>' + table + sections

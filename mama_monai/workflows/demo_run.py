@@ -81,6 +81,8 @@ def run_demo(output_dir: str | Path, overrides: dict[str, Any] | None = None, de
     report: dict[str, Any] = {
         "data": {
             "dataset": "LIDC-IDRI-0001 (TCIA, CC BY 3.0), embedded in mama_monai/demo_data",
+            "training_normals": "REAL: LIDC-IDRI-0001 slices >= 15 mm from any annotation, and every slice of a second "
+            "patient's chest CT (TotalSegmentator's example CT, Apache-2.0, unlabelled; demo_data/PROVENANCE.md)",
             "test_anomalies": "REAL: axial slices carrying a radiologist's nodule outline (069.xml)",
             "test_normals": "REAL: slices 5-15 mm from any annotation, without outline (fair split, DESIGN.md §7)",
             "validation_anomalies": "SIMULATED: 'tissue' lesions (another tissue's intensity) inserted into held-out training slices",

@@ -27,11 +27,12 @@ def test_files_match_provenance_and_size_budget():
         content = (root / name).read_bytes()
         assert hashlib.sha256(content).hexdigest() == digest, name
         assert len(content) == int(size), name
-    for licence in ("LICENSE-LIDC-IDRI.txt", "LICENSE-MNI152.txt"):
+    for licence in ("LICENSE-LIDC-IDRI.txt", "LICENSE-MNI152.txt", "LICENSE-TotalSegmentator.txt"):
         assert (root / licence).is_file()
     assert "Copyright (C) 1993-2004 Louis Collins" in (root / "LICENSE-MNI152.txt").read_text()
     assert "CC BY 3.0" in (root / "LICENSE-LIDC-IDRI.txt").read_text()
-    assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) <= 4 * 2**20
+    assert "Apache License" in (root / "LICENSE-TotalSegmentator.txt").read_text()
+    assert sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) <= 6 * 2**20  # two chest CTs of ~2.5 MB
 
 
 def test_ct_geometry():
@@ -77,13 +78,31 @@ def test_fair_split_rules_and_counts():
             assert r["distance_mm"] < 5.0 and r["n_readers"] == 0
         else:
             assert r["distance_mm"] == 0.0
-    cases = demo_manifest("lidc").cases
+    cases = [c for c in demo_manifest("lidc").cases if c.group == "LIDC-IDRI-0001"]
     by_index = {r["slice_index"]: r for r in rows}
     assert len(cases) == 11 + 28 + 75
     for c in cases:
         role = by_index[c.slice_index]["split"]
         assert c.label == int(role == "anomalous") and c.split == ("train" if role == "train" else "test")
         assert not c.simulated
+
+
+def test_second_patient_ct_is_training_only_on_the_lidc_voxel():
+    manifest = demo_manifest("lidc")
+    second = [c for c in manifest.cases if c.group == "TotalSegmentator-example-CT"]
+    assert len(manifest.cases) == 11 + 28 + 75 + 115 and len(second) == 115
+    assert {(c.split, c.label, c.mask, c.simulated) for c in second} == {("train", 0, None, False)}
+    assert [c.slice_index for c in second] == list(range(115))
+    assert all(c.group == "LIDC-IDRI-0001" for c in manifest.cases if c.split == "test")  # the test is LIDC's alone
+    img = nib.load(str(manifest.root / second[0].image))
+    lidc = nib.load(str(load_demo_ct()["image"]))
+    assert img.get_data_dtype() == np.int16 and img.shape == (166, 119, 115)
+    np.testing.assert_allclose(img.header.get_zooms(), lidc.header.get_zooms(), rtol=1e-6)
+    assert nib.aff2axcodes(img.affine) == nib.aff2axcodes(lidc.affine) == ("L", "P", "S")
+    hu = np.asarray(img.dataobj)
+    assert -1100 < hu.min() <= -1024 and hu.max() > 1000 and (hu == -1024).mean() > 0.2  # HU; outside the body -1024
+    lung = (hu > -950) & (hu < -500)  # aerated lung on the slices of the chest
+    assert lung[:, :, 40:100].mean() > 0.05 and lung[:, :, :5].mean() < lung[:, :, 40:100].mean()
 
 
 def test_brain_demo_and_simulated_labels():

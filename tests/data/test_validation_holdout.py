@@ -53,7 +53,8 @@ def test_interleaved_is_the_first_releases_every_nth_slice():
 def test_the_demo_volume_gets_every_fifth_slice_by_default_and_three_slabs_as_blocks():
     from mama_monai.data.demo import demo_manifest
 
-    normals = [c for c in demo_manifest("lidc").cases if c.split == "train" and c.label == 0]
+    lidc = [c for c in demo_manifest("lidc").cases if c.group == "LIDC-IDRI-0001"]  # its one CT volume
+    normals = [c for c in lidc if c.split == "train" and c.label == 0]
     train, val = hold_out_validation(normals)  # auto: one subject, so every 5th slice
     assert [c.case_id for c in val] == [c.case_id for c in normals[4::5]] and len(train) == 60
     train, val = hold_out_validation(normals, mode="blocks")  # slabs of 8, gap 2

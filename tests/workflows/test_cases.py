@@ -298,7 +298,7 @@ def test_prepare_splits_uses_the_config_keys(tiny, tmp_path):
     overrides = {**tiny.overrides, "data#num_workers": 0, "data#cache_dir": str(tmp_path / "cache")}
     plain = prepare_splits(workflow_config("autoencoder", overrides=tiny.overrides))
     cached = prepare_splits(workflow_config("autoencoder", overrides=overrides))
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2  # the demo CT and its nodule mask
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 3  # the demo CT, its nodule mask and the second CT
     for part in ("train", "val", "test"):
         _assert_same(cached[part], plain[part])
 

@@ -24,9 +24,13 @@ def test_training_sees_only_normal_training_slices_disjoint_from_validation_and_
     val_normal = [it for it in splits["val"] if it["label"] == 0]
     test_ids = {it["case_id"] for it in splits["test"]}
     assert all(it["label"] == 0 and not it["simulated"] for it in splits["train"])
-    assert all(table[it["slice_index"]]["split"] == "train" for it in splits["train"] + val_normal)
+    lidc = [it for it in splits["train"] + val_normal if it["case_id"].startswith("lidc")]
+    assert all(table[it["slice_index"]]["split"] == "train" for it in lidc)
     assert train_ids.isdisjoint({it["case_id"] for it in val_normal}) and train_ids.isdisjoint(test_ids)
-    assert len(splits["train"]) + len(val_normal) == 75  # every 'train' slice of DESIGN.md §7, once
+    assert len(lidc) == 75  # every 'train' slice of DESIGN.md §7, once
+    second = sorted(it["slice_index"] for it in splits["train"] + val_normal if it["case_id"].startswith("totalseg"))
+    assert second == list(range(115))  # and every slice of the second patient's CT, once
+    assert all(it["case_id"].startswith("lidc") for it in splits["test"])  # the test is LIDC-IDRI-0001's alone
     # validation anomalies are SIMULATED copies of the held-out normals, never real nodules
     val_anomalous = [it for it in splits["val"] if it["label"] == 1]
     assert val_anomalous and all(it["simulated"] for it in val_anomalous)
