@@ -5,7 +5,8 @@ One command runs every model through the product's own path (``workflow_config``
 threshold calibration exactly as ``mama-monai train`` does them) over several seeds, on:
 
 - ``lidc``: the demo's fair LIDC-IDRI-0001 split (11 REAL nodule slices against 28 anatomically
-  matched normal slices, DESIGN.md §7), lung window;
+  matched normal slices, DESIGN.md §7), lung window; trained on the normal slices of two patients
+  (LIDC-IDRI-0001's slices >= 15 mm from any mark and a second, unlabelled chest CT);
 - ``brain``: the embedded real brain T1 (MNI152) with SIMULATED lesions on its 11 held-out test
   slices, DESIGN.md §7's kind (blurred disks, radius 4-12 % of the width, +-30-50 % of the local
   intensity), one bright and one dark copy of every test slice, reported apart.
@@ -16,7 +17,7 @@ that one can see whether validation ranks the models as the test does. Then MAMA
 (memory size N, semantic basis, Wasserstein loss, hard vs soft addressing, attention vs plain
 convolutions, denoising vs plain reconstruction, 5x the iterations, 128 x 128 input, the first
 release's memory settings, validation on slabs instead of every 5th slice, the last network
-instead of the best by validation; "as configured" reuses the main runs where the sizes agree), paired
+instead of the best by validation, one training patient instead of two; "as configured" reuses the main runs where the sizes agree), paired
 t-tests over seeds, ROC curves and a t-SNE of latent codes (paper Fig. 7).
 
     python benchmarks/accuracy.py                   # full run (~50 min on 2 CPU cores)
@@ -55,12 +56,17 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "input 128 x 128 (the previous benchmark's size)": {"data#spatial_size": [128, 128]},
     "validation on slabs of 8 slices, 2 dropped beside each (blocks)": {"data#validation_split": "blocks"},
     "the last network (no checkpoint selection)": {"training#checkpoint": "last"},
+    "one training patient (LIDC-IDRI-0001 alone, without the second CT)": {"data#manifest": "<one patient>"},
     "first release's memory (random slots, no restarts, commitment 0.25)": {
         "network_def#memory_args#init_from_data": False,
         "network_def#memory_args#restart_every": 0,
         "network_def#memory_args#commitment_weight": 0.25,
     },
 }
+
+#: placeholder of ``data#manifest``: the demo's LIDC manifest without the second patient (:func:`_one_patient_manifest`)
+ONE_PATIENT = "<one patient>"
+SECOND_CT_GROUP = "TotalSegmentator-example-CT"
 
 #: the ablations also run on the brain task (where the lesions are SIMULATED and dark ones are missed)
 BRAIN_ABLATIONS = (
@@ -111,6 +117,20 @@ def _task_overrides(task: str, size: int, iterations: int, interval: int) -> dic
     return over
 
 
+def _one_patient_manifest(folder: str) -> str:
+    """The demo's LIDC manifest without the second patient's training slices, written into ``folder``."""
+    import dataclasses
+
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import write_manifest
+
+    demo = demo_manifest("lidc")
+    cases = [c for c in demo.cases if c.group != SECOND_CT_GROUP]
+    path = Path(folder) / "one_patient" / "manifest.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(write_manifest(dataclasses.replace(demo, cases=cases), path, root=str(demo.root)))
+
+
 def _image_aurocs(out: dict[str, np.ndarray], labels: np.ndarray, scoring: dict[str, Any]) -> dict[str, float]:
     """Test AUROC of every score reduction, from one scoring pass (image + reconstruction)."""
     import torch
@@ -143,12 +163,14 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
 
     over = _task_overrides(job["task"], job["size"], job["iterations"], job["interval"])
     over.update(job.get("overrides", {}), seed=job["seed"])
-    parser = workflow_config(job["network"], overrides=over)
-    splits = prepare_splits(parser)
-    test = _brain_test(splits["test"], job["seed"]) if job["task"] == "brain" else splits["test"]
     ctx = init_distributed("cpu")
     with tempfile.TemporaryDirectory() as tmp:
+        if over.get("data#manifest") == ONE_PATIENT:
+            over["data#manifest"] = _one_patient_manifest(tmp)
+        parser = workflow_config(job["network"], overrides=over)
+        splits = prepare_splits(parser)
         result = train_model(parser, splits["train"], splits["val"], tmp, ctx, progress=False)
+    test = _brain_test(splits["test"], job["seed"]) if job["task"] == "brain" else splits["test"]
     scoring = parser.get_parsed_content("scoring")
     out = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), test, ctx.device)
     report = report_items(out, scoring, result.threshold, test, seed=job["seed"])  # the test is scored once

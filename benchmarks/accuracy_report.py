@@ -205,7 +205,8 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
         "How to read it:",
         "",
         "- **Real or simulated.** LIDC: the anomalies are REAL nodules outlined by four radiologists; the normals are "
-        "slices 5-15 mm from any mark. Brain: the anomalies are SIMULATED (DESIGN.md §7's blurred disks, +-30-50 % of "
+        "slices 5-15 mm from any mark; the models train on two patients' normal slices (LIDC-IDRI-0001's slices >= 15 mm "
+        "from any mark and a second, unlabelled chest CT, `mama_monai/demo_data/PROVENANCE.md`). Brain: the anomalies are SIMULATED (DESIGN.md §7's blurred disks, +-30-50 % of "
         "the local intensity) on real held-out slices; bright and dark are reported apart.",
         "- **Scores.** Default: the 99th percentile of the 2-px-smoothed squared error inside the body (input > 0.02, "
         "eroded 2 px); `max` and `mean in body` are other reductions of the same map; `paper e_u` is the mean squared "

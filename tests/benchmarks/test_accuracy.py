@@ -72,3 +72,18 @@ def test_the_as_configured_ablation_reuses_the_main_runs_instead_of_training_the
     other = argparse.Namespace(**{**vars(args), "ablation_size": 32})
     assert len([j for j in accuracy.plan(other) if j["variant"] == accuracy.AS_CONFIGURED]) == 4
     assert accuracy._with_reused_rows(main, other) == main
+
+
+def test_the_one_patient_ablation_trains_on_lidc_idri_0001_alone_and_tests_the_same_slices(tmp_path):
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import load_manifest
+
+    demo = demo_manifest("lidc")
+    one = load_manifest(accuracy._one_patient_manifest(str(tmp_path)))
+    assert {c.group for c in demo.cases} == {"LIDC-IDRI-0001", accuracy.SECOND_CT_GROUP}
+    assert {c.group for c in one.cases} == {"LIDC-IDRI-0001"}
+    assert [c.case_id for c in one.cases if c.split == "test"] == [c.case_id for c in demo.cases if c.split == "test"]
+    assert sum(c.split == "train" for c in one.cases) == 75 and sum(c.split == "train" for c in demo.cases) == 75 + 115
+    assert one.root == demo.root  # the images are the demo's own files
+    ablation = accuracy.ABLATIONS["one training patient (LIDC-IDRI-0001 alone, without the second CT)"]
+    assert ablation == {"data#manifest": accuracy.ONE_PATIENT}
