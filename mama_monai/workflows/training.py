@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
-from monai.handlers import ROCAUC, ValidationHandler, from_engine
+from monai.handlers import ROCAUC, LrScheduleHandler, ValidationHandler, from_engine
 from monai.utils import set_determinism
 from torch import nn
 from torch.utils.data import DistributedSampler
@@ -78,6 +78,7 @@ class TrainingRun:
     amp: bool
     memory_format: torch.memory_format | None
     has_anomalies: bool
+    lr_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
 
     def checkpoint_objects(self) -> dict[str, Any]:
         """What every ``last_*.pt`` checkpoint holds, and what ``--resume`` restores (``rng``: the
@@ -85,6 +86,7 @@ class TrainingRun:
         return {
             "network": self.network, "optimizer": self.optimizer, "trainer": self.trainer, "progress": self.progress,
             "rng": RandomState(), **({"sampler": sampler} if isinstance(sampler := self.trainer.data_loader.sampler, ResumableShuffle) else {}),
+            **({"lr_scheduler": self.lr_scheduler} if self.lr_scheduler is not None else {}),
         }  # fmt: skip
 
 
@@ -125,6 +127,25 @@ def _schedule(cfg: dict[str, Any]) -> tuple[int, int]:
     return iterations, interval
 
 
+#: ``training#lr_schedule``: ``"constant"`` keeps ``optimizer#lr`` (the default); ``"cosine"``
+#: anneals it to 0 over ``training#iterations`` (PyTorch's ``CosineAnnealingLR``, stepped every iteration)
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], iterations: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule ``training#lr_schedule`` asks for (``None`` for ``"constant"``).
+
+    ``"cosine"`` is PyTorch's ``CosineAnnealingLR`` from ``optimizer#lr`` to 0 at the last of
+    ``iterations`` steps: the usual way to end a short run on a settled network rather than on
+    wherever the last steps at full rate left it (``docs/accuracy.md`` measures it)."""
+    choice = cfg.get("lr_schedule", "constant")
+    if choice not in LR_SCHEDULES:
+        raise ValueError(f"training#lr_schedule must be one of {list(LR_SCHEDULES)}, got {choice!r}.")
+    if choice == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=iterations, eta_min=0.0)
+
+
 def _wrapped_network(parser: ConfigParser, cfg: dict[str, Any], accel: Acceleration, ctx: DistributedContext):
     """``network_def`` on the device, prepared by ``accel``; the training module around it
     (:class:`DetailedForward`; SyncBatchNorm + DDP under ``torchrun``; compiled); the compiled
@@ -154,6 +175,7 @@ def build_training_run(
     optimizer = accel.adam(network.parameters(), lr=float(opt_cfg["lr"]), weight_decay=float(opt_cfg.get("weight_decay", 0.0)))
     anomaly_map = AnomalyMap(2, **anomaly_map_args(parser.get_parsed_content("scoring")))
     iterations, interval = _schedule(cfg)
+    scheduler = lr_scheduler(optimizer, cfg, iterations)
     amp = bool(cfg.get("amp", True)) and ctx.device.type == "cuda"
     has_anomalies = any(int(it["label"]) == 1 for it in val_items)
     on_cuda = ctx.device.type == "cuda"  # batches are pinned on CUDA: copy asynchronously
@@ -182,7 +204,9 @@ def build_training_run(
         input_noise=CoarseNoise.from_config(cfg.get("input_noise")),
     )
     progress = TrainingProgress(int(cfg.get("early_stopping_patience") or 0))
-    return TrainingRun(network, eval_network, optimizer, anomaly_map, trainer, evaluator, progress, amp, memory_format, has_anomalies)
+    return TrainingRun(
+        network, eval_network, optimizer, anomaly_map, trainer, evaluator, progress, amp, memory_format, has_anomalies, scheduler
+    )
 
 
 def _attach_handlers(run: TrainingRun, output_dir: Path, ctx: DistributedContext, progress: bool) -> None:
@@ -190,6 +214,8 @@ def _attach_handlers(run: TrainingRun, output_dir: Path, ctx: DistributedContext
     on the main process, checkpoints and logs."""
     ckpt_dir = output_dir / "checkpoints"
     SlotUsageHandler().attach(run.trainer)
+    if run.lr_scheduler is not None:  # steps after every iteration, before the epoch's validation and checkpoint
+        LrScheduleHandler(run.lr_scheduler, print_lr=False, epoch_level=False).attach(run.trainer)
     ValidationHandler(validator=run.evaluator, interval=1, epoch_level=True).attach(run.trainer)
     recorder = ValidationRecorder(run.trainer, run.network, run.progress, ckpt_dir / "best_network.pt", run.has_anomalies, ctx.is_main)
     recorder.attach(run.evaluator)
