@@ -17,7 +17,7 @@ that one can see whether validation ranks the models as the test does. Then MAMA
 (memory size N, semantic basis, Wasserstein loss, hard vs soft addressing, attention vs plain
 convolutions, denoising vs plain reconstruction, 5x the iterations, 128 x 128 input, the first
 release's memory settings, validation on slabs instead of every 5th slice, the last network
-instead of the best by validation, one training patient instead of two; "as configured" reuses the main runs where the sizes agree), paired
+instead of the best by validation, cosine learning-rate decay, one training patient instead of two; "as configured" reuses the main runs where the sizes agree), paired
 t-tests over seeds, ROC curves and a t-SNE of latent codes (paper Fig. 7).
 
     python benchmarks/accuracy.py                   # full run (~50 min on 2 CPU cores)
@@ -56,6 +56,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "input 128 x 128 (the previous benchmark's size)": {"data#spatial_size": [128, 128]},
     "validation on slabs of 8 slices, 2 dropped beside each (blocks)": {"data#validation_split": "blocks"},
     "the last network (no checkpoint selection)": {"training#checkpoint": "last"},
+    "cosine learning-rate decay to 0": {"training#lr_schedule": "cosine"},
     "one training patient (LIDC-IDRI-0001 alone, without the second CT)": {"data#manifest": "<one patient>"},
     "first release's memory (random slots, no restarts, commitment 0.25)": {
         "network_def#memory_args#init_from_data": False,
@@ -76,6 +77,7 @@ BRAIN_ABLATIONS = (
     "input 128 x 128 (the previous benchmark's size)",
     "validation on slabs of 8 slices, 2 dropped beside each (blocks)",
     "the last network (no checkpoint selection)",
+    "cosine learning-rate decay to 0",
 )
 
 # ----------------------------------------------------------------------------- one run
