@@ -308,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from benchmarks.accuracy_report import write_report
 
-    write_report(rows, dict(vars(args), seconds=time.time() - start), out, time.time() - start)
+    from benchmarks.machine import cpu_model
+
+    settings = dict(vars(args), seconds=time.time() - start, date=time.strftime("%Y-%m-%d"), cpu=cpu_model())
+    write_report(rows, settings, out, time.time() - start)
     print(f"wrote {out / 'accuracy.md'} in {time.time() - start:.0f} s")
     return 0
 

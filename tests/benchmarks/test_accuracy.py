@@ -87,3 +87,17 @@ def test_the_one_patient_ablation_trains_on_lidc_idri_0001_alone_and_tests_the_s
     assert one.root == demo.root  # the images are the demo's own files
     ablation = accuracy.ABLATIONS["one training patient (LIDC-IDRI-0001 alone, without the second CT)"]
     assert ablation == {"data#manifest": accuracy.ONE_PATIENT}
+
+
+def test_seed_selection_table_known_answer():
+    # held-out normal error falls exactly as the test AUROC rises; validation AUROC runs the other way
+    test, mse, val = [0.6, 0.7, 0.8, 0.9], [0.4, 0.3, 0.2, 0.1], [0.9, 0.8, 0.7, 0.6]
+    rows = [dict(_row("memae", s, t), val_auroc=v, val_normal_mse=m) for s, (t, m, v) in enumerate(zip(test, mse, val))]
+    table = accuracy_report._seed_selection_table(accuracy_report._group(rows), "lidc")
+    # rho(val, test) = -1, rho(-mse, test) = +1; validation AUROC keeps seed 0 (0.6), the lowest error seed 3 (0.9)
+    assert table[2:] == ["| MemAE | -1.00 | +1.00 | 0.750 / 0.600 / 0.900 / 0.900 |"]
+
+
+def test_seed_selection_table_needs_three_seeds_with_validation():
+    rows = [dict(_row("memae", s, 0.5), val_auroc=0.5, val_normal_mse=0.1) for s in range(2)]
+    assert accuracy_report._seed_selection_table(accuracy_report._group(rows), "lidc") == []
