@@ -11,6 +11,7 @@ wrapped in ``DistributedDataParallel`` and each process reads its share through 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from mama_monai.engines import (
     save_model,
     score_items,
 )
+from mama_monai.engines.checkpoint import read_checkpoint
 from mama_monai.engines.input_noise import CoarseNoise
 from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
@@ -44,7 +46,9 @@ from mama_monai.engines.training_progress import TrainingProgress, ValidationRec
 from mama_monai.workflows.config import resolved
 from mama_monai.workflows.distributed import DistributedContext, register_comm_hook
 
-__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingRun", "build_training_run", "train_model"]
+__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingRun", "build_training_run", "train_model", "train_with_restarts"]
+
+logger = logging.getLogger(__name__)
 
 _ITEM_KEYS = ("image", "label")
 
@@ -60,6 +64,8 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     iterations: int = 0
     seconds: float = 0.0
+    #: mean squared error of the reconstruction on the held-out normal validation slices
+    val_normal_mse: float | None = None
 
 
 @dataclass
@@ -310,9 +316,108 @@ def train_model(
         resume: continue from the last checkpoint in ``output_dir/checkpoints``.
         progress: show a progress bar (rank 0).
 
+    With ``training#restarts`` = K > 1 the recipe runs K times, from seeds ``seed``, ``seed + 1``,
+    ... (``output_dir/restarts/seed_S/``), and the network with the lowest reconstruction error
+    on the held-out *normal* validation slices is kept (:func:`train_with_restarts`).
+
     Returns:
         A :class:`TrainResult`; ``model_path`` is ``output_dir/model.pt`` (None on ranks > 0).
     """
+    restarts = restart_count(parser.get_parsed_content("training"))
+    if restarts > 1:
+        return train_with_restarts(parser, train_items, val_items, output_dir, ctx, restarts, resume, progress)
+    return _train_once(parser, train_items, val_items, output_dir, ctx, resume, progress)
+
+
+#: ``training#restarts`` (ours): how many networks to train from consecutive seeds; the one with
+#: the lowest error on the held-out normal validation slices is kept (1 = one run, the default)
+def restart_count(cfg: dict[str, Any]) -> int:
+    """``training#restarts`` of a config's ``training`` section, checked (default 1)."""
+    value = cfg.get("restarts", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"training#restarts must be an integer >= 1 (networks trained, the best kept), got {value!r}.")
+    return value
+
+
+def train_with_restarts(
+    parser: ConfigParser,
+    train_items: Sequence[dict],
+    val_items: Sequence[dict],
+    output_dir: str | Path,
+    ctx: DistributedContext,
+    restarts: int,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``restarts`` networks from seeds ``seed``, ``seed + 1``, ... and keep the one whose
+    reconstructions of the held-out **normal** validation slices have the lowest mean squared error.
+
+    Why (our decision, measured in ``docs/accuracy.md``): a 300-iteration CPU run ends in a good
+    or a poor state by the luck of its seed (MAMA Net on the demo's LIDC split: 0.58-0.89 image
+    AUROC over 10 seeds), and across seeds the held-out normal error ranked the runs as the test
+    did (rho > 0 in 11 of 12 task / model cells over seeds 0-9; predicted on seeds 0-4 and
+    confirmed on seeds 5-9), while validation AUROC on SIMULATED lesions did so less often. The
+    criterion uses normal slices only: no lesion, simulated or real, decides it.
+
+    Each run is the whole recipe of :func:`train_model` in ``output_dir/restarts/seed_S/`` (its
+    checkpoints, logs, model file and threshold); ``output_dir/model.pt`` is the kept run's model
+    file with ``metrics["restarts"]`` (seed, held-out normal error, model file of every run) and
+    ``metrics["kept_seed"]``. Only the best network so far stays in memory. ``resume`` is refused:
+    resume the run in its own ``restarts/seed_S`` folder with ``training#restarts: 1`` instead.
+    """
+    if resume:
+        raise ValueError(
+            f"--resume with training#restarts = {restarts} is not supported; resume one run in its "
+            "restarts/seed_S folder with training#restarts 1 and seed S instead."
+        )
+    output_dir = Path(output_dir)
+    seed = int(parser["seed"])
+    record: list[dict[str, Any]] = []
+    best: TrainResult | None = None
+    best_seed, seconds = seed, 0.0
+    try:
+        for k in range(restarts):
+            parser["seed"] = seed + k
+            folder = output_dir / "restarts" / f"seed_{seed + k}"
+            result = _train_once(parser, train_items, val_items, folder, ctx, False, progress)
+            if result.val_normal_mse is None:
+                raise ValueError("training#restarts needs held-out normal validation slices; the validation set has none.")
+            seconds += result.seconds
+            record.append({"seed": seed + k, "val_normal_mse": result.val_normal_mse, "model": f"restarts/seed_{seed + k}/model.pt"})
+            logger.info("restart %d of %d (seed %d): held-out normal error %.5f", k + 1, restarts, seed + k, result.val_normal_mse)
+            if best is None or result.val_normal_mse < best.val_normal_mse:
+                best, best_seed = result, seed + k
+            del result
+    finally:
+        parser["seed"] = seed
+    assert best is not None
+    logger.info("kept the network of seed %d (lowest held-out normal error of %d runs)", best_seed, restarts)
+    model_path = _save_kept_run(best, output_dir / "model.pt", {"restarts": record, "kept_seed": best_seed}, ctx)
+    return TrainResult(best.network, model_path, best.threshold, best.history, best.iterations, seconds, best.val_normal_mse)
+
+
+def _save_kept_run(kept: TrainResult, path: Path, extra_metrics: dict[str, Any], ctx: DistributedContext) -> Path | None:
+    """``path``: the kept run's model file (config, threshold, history) with ``extra_metrics``
+    added; written on rank 0, the others wait for it."""
+    model_path = None
+    if ctx.is_main:
+        saved = read_checkpoint(kept.model_path)
+        model_path = save_model(path, kept.network, saved["config"], saved["threshold"], dict(saved["metrics"], **extra_metrics))
+    if ctx.enabled:
+        torch.distributed.barrier()
+    return model_path
+
+
+def _train_once(
+    parser: ConfigParser,
+    train_items: Sequence[dict],
+    val_items: Sequence[dict],
+    output_dir: str | Path,
+    ctx: DistributedContext,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """One run of the recipe of :func:`train_model`, from ``parser``'s seed."""
     output_dir = Path(output_dir)
     ckpt_dir = output_dir / "checkpoints"
     set_determinism(int(parser["seed"]))
@@ -332,4 +437,6 @@ def train_model(
     model_path = _save(parser, run, output_dir, threshold) if ctx.is_main else None
     if ctx.enabled:
         torch.distributed.barrier()
-    return TrainResult(run.network, model_path, threshold, run.progress.history, int(run.trainer.state.iteration), seconds)
+    normal = val["label"] == 0
+    mse = float(((val["image"] - val["pred"])[normal] ** 2).mean()) if normal.any() else None
+    return TrainResult(run.network, model_path, threshold, run.progress.history, int(run.trainer.state.iteration), seconds, mse)
