@@ -118,11 +118,32 @@ def _seed_selection_table(groups, task: str) -> list[str]:
         if len(rows) < 3:
             continue
         test = [r["auroc_percentile"] for r in rows]
-        rho_val = spearmanr([r["val_auroc"] for r in rows], test)[0]
-        rho_mse = spearmanr([-r["val_normal_mse"] for r in rows], test)[0]
+        rho_val = spearmanr([r["val_auroc"] for r in rows], test)
+        rho_mse = spearmanr([-r["val_normal_mse"] for r in rows], test)
         by_val = max(rows, key=lambda r: r["val_auroc"])["auroc_percentile"]
         by_mse = min(rows, key=lambda r: r["val_normal_mse"])["auroc_percentile"]
-        lines.append(f"| {NAMES[net]} | {rho_val:+.2f} | {rho_mse:+.2f} | {np.mean(test):.3f} / {by_val:.3f} / {by_mse:.3f} / {max(test):.3f} |")
+        lines.append(f"| {NAMES[net]} | {rho_val[0]:+.2f} (p = {rho_val[1]:.2f}) | {rho_mse[0]:+.2f} (p = {rho_mse[1]:.2f}) | {np.mean(test):.3f} / {by_val:.3f} / {by_mse:.3f} / {max(test):.3f} |")
+    return lines if len(lines) > 2 else []
+
+
+def _restarts_table(groups, task: str, ks: tuple[int, ...] = (2, 3)) -> list[str]:
+    """``training#restarts`` = K emulated exactly from the seeds' rows: restart k of a run from
+    seed s is the plain run of seed s + k (``tests/workflows/test_restarts.py``), and the kept one
+    is the run of lowest held-out normal error. For every K-subset of the seeds: the kept run's
+    test AUROC; mean ± sd over the subsets, beside one run's mean ± sd over seeds."""
+    from itertools import combinations
+
+    head = ["model", "one run: image AUROC (mean ± sd over seeds)"] + [f"restarts = {k}: image AUROC (kept run) / pixel AUROC" for k in ks]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for net in NAMES:
+        rows = [r for r in groups.get((task, net), []) if r.get("val_normal_mse") is not None]
+        if len(rows) <= max(ks):
+            continue
+        cells = [NAMES[net], _ms([r["auroc_percentile"] for r in rows])]
+        for k in ks:
+            kept = [min(subset, key=lambda r: r["val_normal_mse"]) for subset in combinations(rows, k)]
+            cells.append(f"{_ms([r['auroc_percentile'] for r in kept])} / {np.mean([r['pixel_auroc'] for r in kept]):.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
 
 
@@ -223,7 +244,8 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
         f"Input {settings['size']} x {settings['size']}, {settings['iterations']} iterations of batch 8, "
         f"seeds {settings['seeds']}; mean ± sd over seeds. Every run goes through `train_model` (checkpoint selection "
         "by validation AUROC, threshold = 95th percentile of held-out normal validation scores) and `evaluate_items`: "
-        "no number below was chosen on a test slice. Raw rows: `accuracy/results.json`.",
+        "no number below was chosen on a test slice. Raw rows: `accuracy/results.json`."
+        + (f" Note: {settings['note']}." if settings.get("note") else ""),
         "",
         "How to read it:",
         "",
@@ -254,8 +276,14 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
                       "seeds: the default is kept unless validation prefers another one.", "", *reductions, ""]  # fmt: skip
         selection = _seed_selection_table(groups, task)
         if selection:
-            lines += ["Which validation number tells the better seed (over the seeds above; with 5 seeds even rho = 0.9 has "
-                      "p = 0.08 (two-sided, exact), so a rule is only trusted where it holds run after run):", "", *selection, ""]  # fmt: skip
+            lines += ["Which validation number tells the better seed: Spearman's rho over the seeds above (p from scipy's "
+                      "`spearmanr`; with 5 seeds even rho = 0.9 has an exact two-sided p of 0.08), so a rule is only "
+                      "trusted where it holds run after run:", "", *selection, ""]  # fmt: skip
+        restarts = _restarts_table(groups, task)
+        if restarts:
+            lines += ["`training#restarts` (K networks from consecutive seeds, the one of lowest held-out normal error kept), "
+                      "emulated exactly from the rows above over every K-subset of the seeds (mean ± sd over subsets; "
+                      "subsets overlap, so the sd is not that of independent draws):", "", *restarts, ""]  # fmt: skip
         lines += [f"![ROC]({'accuracy/' + f})" for f in figures if f == f"roc_{task}.png"]
         lines += [f"![t-SNE]({'accuracy/' + f})" for f in figures if f == f"tsne_{task}.png"]
         lines.append("")

@@ -95,9 +95,22 @@ def test_seed_selection_table_known_answer():
     rows = [dict(_row("memae", s, t), val_auroc=v, val_normal_mse=m) for s, (t, m, v) in enumerate(zip(test, mse, val))]
     table = accuracy_report._seed_selection_table(accuracy_report._group(rows), "lidc")
     # rho(val, test) = -1, rho(-mse, test) = +1; validation AUROC keeps seed 0 (0.6), the lowest error seed 3 (0.9)
-    assert table[2:] == ["| MemAE | -1.00 | +1.00 | 0.750 / 0.600 / 0.900 / 0.900 |"]
+    assert table[2:] == ["| MemAE | -1.00 (p = 0.00) | +1.00 (p = 0.00) | 0.750 / 0.600 / 0.900 / 0.900 |"]
 
 
 def test_seed_selection_table_needs_three_seeds_with_validation():
     rows = [dict(_row("memae", s, 0.5), val_auroc=0.5, val_normal_mse=0.1) for s in range(2)]
     assert accuracy_report._seed_selection_table(accuracy_report._group(rows), "lidc") == []
+
+
+def test_restarts_table_keeps_the_lowest_normal_error_of_every_subset():
+    # seeds 0-3; normal error falls with the seed, so every subset keeps its highest seed
+    test, mse = [0.5, 0.6, 0.7, 0.9], [0.4, 0.3, 0.2, 0.1]
+    rows = [dict(_row("autoencoder", s, t, pixel=0.8 + s / 100), val_auroc=0.5, val_normal_mse=m) for s, (t, m) in enumerate(zip(test, mse))]
+    table = accuracy_report._restarts_table(accuracy_report._group(rows), "lidc", ks=(2, 3))
+    # K = 2: pairs (01 02 03 12 13 23) keep seeds 1 2 3 2 3 3; K = 3: triples (012 013 023 123) keep 2 3 3 3
+    k2, k3 = [0.6, 0.7, 0.9, 0.7, 0.9, 0.9], [0.7, 0.9, 0.9, 0.9]
+    p2, p3 = np.mean([0.81, 0.82, 0.83, 0.82, 0.83, 0.83]), np.mean([0.82, 0.83, 0.83, 0.83])
+    assert table[2:] == [
+        f"| autoencoder | {accuracy_report._ms(test)} | {accuracy_report._ms(k2)} / {p2:.3f} | {accuracy_report._ms(k3)} / {p3:.3f} |"
+    ]
