@@ -40,9 +40,12 @@ def test_mean_and_sample_sd():
 def test_quick_run_writes_report_from_the_product_path(tmp_path):
     assert accuracy.main(["--quick", "--tasks", "lidc", "--seeds", "0", "--no-ablations", "--workers", "1", "--output", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "accuracy" / "results.json").read_text())
-    rows = results["rows"]
+    rows = [r for r in results["rows"] if r["variant"] == "main"]
     assert sorted(r["network"] for r in rows) == ["autoencoder", "mamanet_compact", "memae"]
+    # --quick runs every model again with training#restarts: 2, reported beside the one-run rows
+    assert sorted(r["network"] for r in results["rows"] if r["variant"] == "training#restarts: 2") == ["autoencoder", "mamanet_compact", "memae"]
     text = (tmp_path / "accuracy.md").read_text()
+    assert "| training#restarts: 2: image AUROC |" in text
     for r in rows:
         assert r["n_test_normal"] == 28 and r["n_test_anomalous"] == 11  # the fair split
         line = next(l for l in text.splitlines() if l.startswith(f"| {accuracy_report.NAMES[r['network']]} |"))
@@ -103,14 +106,30 @@ def test_seed_selection_table_needs_three_seeds_with_validation():
     assert accuracy_report._seed_selection_table(accuracy_report._group(rows), "lidc") == []
 
 
-def test_restarts_table_keeps_the_lowest_normal_error_of_every_subset():
-    # seeds 0-3; normal error falls with the seed, so every subset keeps its highest seed
-    test, mse = [0.5, 0.6, 0.7, 0.9], [0.4, 0.3, 0.2, 0.1]
-    rows = [dict(_row("autoencoder", s, t, pixel=0.8 + s / 100), val_auroc=0.5, val_normal_mse=m) for s, (t, m) in enumerate(zip(test, mse))]
-    table = accuracy_report._restarts_table(accuracy_report._group(rows), "lidc", ks=(2, 3))
-    # K = 2: pairs (01 02 03 12 13 23) keep seeds 1 2 3 2 3 3; K = 3: triples (012 013 023 123) keep 2 3 3 3
-    k2, k3 = [0.6, 0.7, 0.9, 0.7, 0.9, 0.9], [0.7, 0.9, 0.9, 0.9]
-    p2, p3 = np.mean([0.81, 0.82, 0.83, 0.82, 0.83, 0.83]), np.mean([0.82, 0.83, 0.83, 0.83])
+def test_restarts_table_pairs_each_start_seed_with_its_one_run():
+    single = [dict(_row("autoencoder", s, t, pixel=0.9), val_normal_mse=0.02) for s, t in enumerate([0.6, 0.7, 0.8, 0.95])]
+    kept = [dict(_row("autoencoder", s, t, pixel=0.8), variant="training#restarts: 3", val_normal_mse=0.01)
+            for s, t in enumerate([0.8, 0.7, 0.9])]  # fmt: skip
+    table = accuracy_report._restarts_table(single + kept, "lidc")
+    # seed 3 has no restarts row: the one-run column and the test use seeds 0-2 only
+    p = ttest_rel([0.8, 0.7, 0.9], [0.6, 0.7, 0.8]).pvalue
     assert table[2:] == [
-        f"| autoencoder | {accuracy_report._ms(test)} | {accuracy_report._ms(k2)} / {p2:.3f} | {accuracy_report._ms(k3)} / {p3:.3f} |"
+        f"| autoencoder | {accuracy_report._ms([0.6, 0.7, 0.8])} | {accuracy_report._ms([0.8, 0.7, 0.9])} | "
+        f"{np.mean([0.2, 0.0, 0.1]):+.3f}, p = {p:.3f} | 0.900 / 0.800 | 0.0200 / 0.0100 |"
     ]
+    assert accuracy_report._restarts_table(single, "lidc") == []
+
+
+def test_the_plan_runs_every_model_again_with_restarts():
+    import argparse
+
+    args = argparse.Namespace(size=64, iterations=300, interval=50, tasks=["lidc", "brain"], seeds=[0, 1], no_ablations=True,
+                              quick=False, ablation_size=64, ablation_seeds=[0], restarts=3)  # fmt: skip
+    jobs = accuracy.plan(args)
+    restarts = [j for j in jobs if j["variant"] == "training#restarts: 3"]
+    assert sorted((j["task"], j["network"], j["seed"]) for j in restarts) == sorted(
+        (j["task"], j["network"], j["seed"]) for j in jobs if j["variant"] == "main"
+    )
+    assert all(j["overrides"] == {"training#restarts": 3} for j in restarts)
+    assert accuracy._cost(restarts[0]) == 3 * accuracy._cost(dict(restarts[0], overrides={}))
+    assert not [j for j in accuracy.plan(argparse.Namespace(**{**vars(args), "restarts": 1})) if j["variant"] != "main"]
