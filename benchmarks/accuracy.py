@@ -164,7 +164,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     from mama_monai.workflows.distributed import init_distributed
     from mama_monai.workflows.metrics_report import report_items
     from mama_monai.engines import score_items
-    from mama_monai.workflows.training import train_model
+    from mama_monai.workflows.training import normal_mse, train_model
     from mama_monai.engines import AnomalyMap, anomaly_map_args
 
     over = _task_overrides(job["task"], job["size"], job["iterations"], job["interval"])
@@ -189,7 +189,6 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
             row.update({f"{kind}_{k}": v for k, v in _image_aurocs({k: v[keep] for k, v in out.items()}, labels[keep], scoring).items()})
     normal = labels == 0
     val = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), splits["val"], ctx.device)
-    val_normal = val["label"] == 0
     row.update({f"val_{k}": v for k, v in _image_aurocs(val, val["label"].astype(int), scoring).items()})
     history = [h for h in result.history if "val_auroc" in h]
     row.update(
@@ -198,8 +197,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         specificity=report["image"]["specificity"],
         f1=report["image"]["f1"],
         val_auroc=max((h["val_auroc"] for h in history), default=None),
-        val_normal_mse=float(((val["image"] - val["pred"])[val_normal] ** 2).mean()),
-        test_normal_mse=float(((out["image"] - out["pred"])[normal] ** 2).mean()),
+        val_normal_mse=normal_mse(val),
+        test_normal_mse=normal_mse(out),
         slots_used=result.history[-1].get("slots_used", 0),
         slot_perplexity=result.history[-1].get("slot_perplexity", 0.0),
         num_slots=int(getattr(getattr(result.network, "memory", None), "num_slots", 0) or 0),

@@ -103,6 +103,15 @@ def _ranking(groups, task: str) -> str:
             f"{' > '.join(NAMES[n] for n in val)}; the test ranks them {' > '.join(NAMES[n] for n in test)}: {same}.")  # fmt: skip
 
 
+#: variants ``training#restarts: K`` (benchmarks/accuracy.py's RESTARTS): every model, reported apart from the ablations
+RESTARTS_PREFIX = "training#restarts"
+
+
+def _is_ablation(row: dict) -> bool:
+    """A MAMA Net ablation row: neither a main run nor a restarts run."""
+    return row["variant"] != "main" and not row["variant"].startswith(RESTARTS_PREFIX)
+
+
 def _seed_selection_table(groups, task: str) -> list[str]:
     """Which validation number tells the better of several seeds of one model: Spearman's rho over
     seeds between the test AUROC and (a) the validation AUROC on SIMULATED lesions, (b) minus the
@@ -129,13 +138,13 @@ def _seed_selection_table(groups, task: str) -> list[str]:
 def _restarts_table(rows: list[dict], task: str) -> list[str]:
     """Every model with ``training#restarts`` (variant ``training#restarts: K``) beside its one-run
     rows of the same seeds: image AUROC, paired t-test (restarts minus one run), pixel AUROC."""
-    variants = sorted({r["variant"] for r in rows if r["task"] == task and r["variant"].startswith("training#restarts")})
-    lines = []
+    variants = sorted({r["variant"] for r in rows if r["task"] == task and r["variant"].startswith(RESTARTS_PREFIX)})
+    lines, main = [], _group(rows)
     for variant in variants:
         head = ["model", "one run: image AUROC", f"{variant}: image AUROC", "difference (paired t-test over start seeds)",
                 "pixel AUROC: one run / restarts", "held-out normal MSE: one run / restarts"]  # fmt: skip
         lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-        main, more = _group(rows), _group(rows, variant)
+        more = _group(rows, variant)
         for net in NAMES:
             kept = more.get((task, net), [])
             seeds = {r["seed"] for r in kept}
@@ -175,8 +184,7 @@ def _ablation_table(rows: list[dict], seeds: list[int], task: str = "lidc") -> l
              "| --- | --- |" + (" --- | --- |" if brain else "") + " --- | --- | --- | --- | --- |"]  # fmt: skip
     variants: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        if row["variant"] != "main" and row["network"] == "mamanet_compact" and not row["variant"].startswith("training#restarts") \
-                and row["seed"] in seeds and row["task"] == task:
+        if _is_ablation(row) and row["network"] == "mamanet_compact" and row["seed"] in seeds and row["task"] == task:
             variants[row["variant"]].append(row)
     for name, group in variants.items():
         slots = f"{np.mean([r['slots_used'] for r in group]):.0f} / {group[0]['num_slots']}"
@@ -293,7 +301,7 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
         lines += [f"![t-SNE]({'accuracy/' + f})" for f in figures if f == f"tsne_{task}.png"]
         lines.append("")
     for task in TASKS:
-        if any(r["variant"] != "main" and not r["variant"].startswith("training#restarts") and r["task"] == task for r in rows):
+        if any(_is_ablation(r) and r["task"] == task for r in rows):
             lines += [f"## MAMA Net ablations ({TITLES_SHORT[task]}, {settings['ablation_size']} x {settings['ablation_size']}, seeds "
                       + ", ".join(map(str, settings["ablation_seeds"])) + ")", "",
                       *_ablation_table(rows, settings["ablation_seeds"], task), ""]  # fmt: skip

@@ -34,10 +34,10 @@ from mama_monai.engines import (
     DetailedForward,
     SlotUsageHandler,
     anomaly_map_args,
+    read_checkpoint,
     save_model,
     score_items,
 )
-from mama_monai.engines.checkpoint import read_checkpoint
 from mama_monai.engines.input_noise import CoarseNoise
 from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
@@ -46,7 +46,7 @@ from mama_monai.engines.training_progress import TrainingProgress, ValidationRec
 from mama_monai.workflows.config import resolved
 from mama_monai.workflows.distributed import DistributedContext, register_comm_hook
 
-__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingRun", "build_training_run", "train_model", "train_with_restarts"]
+__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingRun", "build_training_run", "normal_mse", "train_model", "train_with_restarts"]
 
 logger = logging.getLogger(__name__)
 
@@ -329,10 +329,9 @@ def train_model(
     return _train_once(parser, train_items, val_items, output_dir, ctx, resume, progress)
 
 
-#: ``training#restarts`` (ours): how many networks to train from consecutive seeds; the one with
-#: the lowest error on the held-out normal validation slices is kept (1 = one run, the default)
 def restart_count(cfg: dict[str, Any]) -> int:
-    """``training#restarts`` of a config's ``training`` section, checked (default 1)."""
+    """``training#restarts`` of a config's ``training`` section, checked (default 1): how many
+    networks to train from consecutive seeds (ours; :func:`train_with_restarts`)."""
     value = cfg.get("restarts", 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"training#restarts must be an integer >= 1 (networks trained, the best kept), got {value!r}.")
@@ -410,6 +409,14 @@ def _save_kept_run(kept: TrainResult, path: Path, extra_metrics: dict[str, Any],
     return model_path
 
 
+def normal_mse(scored: dict[str, Any]) -> float | None:
+    """Mean squared reconstruction error over the normal (label 0) cases of ``score_items``'
+    output (``image``, ``pred``, ``label``); None where there is none. The held-out normal error
+    that ``training#restarts`` ranks runs by."""
+    normal = scored["label"] == 0
+    return float(((scored["image"] - scored["pred"])[normal] ** 2).mean()) if normal.any() else None
+
+
 def _train_once(
     parser: ConfigParser,
     train_items: Sequence[dict],
@@ -439,6 +446,4 @@ def _train_once(
     model_path = _save(parser, run, output_dir, threshold) if ctx.is_main else None
     if ctx.enabled:
         torch.distributed.barrier()
-    normal = val["label"] == 0
-    mse = float(((val["image"] - val["pred"])[normal] ** 2).mean()) if normal.any() else None
-    return TrainResult(run.network, model_path, threshold, run.progress.history, int(run.trainer.state.iteration), seconds, mse)
+    return TrainResult(run.network, model_path, threshold, run.progress.history, int(run.trainer.state.iteration), seconds, normal_mse(val))

@@ -11,6 +11,7 @@ import torch
 
 from mama_monai.cli import main
 from mama_monai.workflows.training import lr_scheduler
+from tests.workflows.test_resume_exact import _assert_same_tree
 
 
 def _lr(checkpoint) -> float:
@@ -52,8 +53,8 @@ def test_a_resumed_cosine_run_continues_the_schedule(cosine_run, tmp_path):
     ref = torch.load(run / "checkpoints" / final, weights_only=True)
     got = torch.load(resumed / "checkpoints" / final, weights_only=True)
     assert got["lr_scheduler"] == ref["lr_scheduler"]
-    for key, value in ref["network"].items():  # a schedule restarted at lr0 would give other weights
-        assert torch.equal(value, got["network"][key]), key
+    _assert_same_tree(ref["network"], got["network"], "network")  # a schedule restarted at lr0 would give other weights
+    _assert_same_tree(ref["optimizer"], got["optimizer"], "optimizer")
 
 
 def test_an_unknown_schedule_is_refused_by_name():
