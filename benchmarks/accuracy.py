@@ -18,10 +18,13 @@ that one can see whether validation ranks the models as the test does. Then MAMA
 convolutions, denoising vs plain reconstruction, 5x the iterations, 128 x 128 input, the first
 release's memory settings, validation on slabs instead of every 5th slice, the last network
 instead of the best by validation, cosine learning-rate decay, one training patient instead of two;
-every model also with ``training#restarts: 3`` (the best of three runs by held-out normal error); "as configured" reuses the main runs where the sizes agree), paired
-t-tests over seeds, ROC curves and a t-SNE of latent codes (paper Fig. 7).
+"as configured" reuses the main runs where the sizes agree), every model also with
+``training#ensemble: 3`` (three networks from seeds s, s+1, s+2, scored with the mean of their
+reconstructions; ``--ensemble 1`` skips) and, on request, ``training#restarts: K`` (``--restarts K``:
+the best of K by held-out normal error; measured, little gain), paired t-tests over seeds, ROC
+curves and a t-SNE of latent codes (paper Fig. 7).
 
-    python benchmarks/accuracy.py                   # full run (~50 min on 2 CPU cores; --restarts 1 saves ~20)
+    python benchmarks/accuracy.py                   # full run (~70 min on 2 CPU cores; --ensemble 1 saves ~25)
     python benchmarks/accuracy.py --quick --output /tmp/acc   # minutes: tiny sizes, a smoke test
 """
 
@@ -66,8 +69,12 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: the variant of the runs with ``training#restarts`` (every model, every main seed; ``--restarts``)
+#: the variants that train several networks per run (every model, every main seed): ``--restarts``
+#: keeps the best of K by held-out normal error, ``--ensemble`` averages all K
 RESTARTS = "training#restarts: {k}"
+ENSEMBLE = "training#ensemble: {k}"
+#: command-line option -> (variant name, config key)
+MULTI_RUN = {"restarts": (RESTARTS, "training#restarts"), "ensemble": (ENSEMBLE, "training#ensemble")}
 
 #: placeholder of ``data#manifest``: the demo's LIDC manifest without the second patient (:func:`_one_patient_manifest`)
 ONE_PATIENT = "<one patient>"
@@ -199,9 +206,9 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         val_auroc=max((h["val_auroc"] for h in history), default=None),
         val_normal_mse=normal_mse(val),
         test_normal_mse=normal_mse(out),
-        slots_used=result.history[-1].get("slots_used", 0),
+        slots_used=result.history[-1].get("slots_used", 0),  # an ensemble's: its first member's (TrainResult.history)
         slot_perplexity=result.history[-1].get("slot_perplexity", 0.0),
-        num_slots=int(getattr(getattr(result.network, "memory", None), "num_slots", 0) or 0),
+        num_slots=int(getattr(getattr(_first_member(result.network), "memory", None), "num_slots", 0) or 0),
         train_seconds=round(result.seconds, 1),
         n_test_normal=int(normal.sum()),
         n_test_anomalous=int((~normal).sum()),
@@ -210,6 +217,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         row["_scores"] = {"label": labels.tolist(), "score": out["score"].tolist()}
         row["_latent"] = _latents(result.network, test)
     return row
+
+
+def _first_member(network):
+    """An ensemble's first network (whose training history the run reports); any other network itself."""
+    return network.members[0] if hasattr(network, "members") else network
 
 
 def _latents(network, items: list[dict]) -> dict[str, list]:
@@ -231,13 +243,15 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
         for net in MODELS
         for seed in args.seeds
     ]
-    if getattr(args, "restarts", 0) > 1:  # every model again, keeping the best of K runs from each main seed
-        jobs += [
-            dict(base, task=task, network=net, seed=seed, variant=RESTARTS.format(k=args.restarts), overrides={"training#restarts": args.restarts})
-            for task in args.tasks
-            for net in MODELS
-            for seed in args.seeds
-        ]
+    for option, (variant, key) in MULTI_RUN.items():  # every model again, K networks from each main seed
+        k = getattr(args, option, 1)
+        if k > 1:
+            jobs += [
+                dict(base, task=task, network=net, seed=seed, variant=variant.format(k=k), overrides={key: k})
+                for task in args.tasks
+                for net in MODELS
+                for seed in args.seeds
+            ]
     if not args.no_ablations:
         names = list(ABLATIONS) if not args.quick else list(ABLATIONS)[:2]
         small = dict(base, size=args.ablation_size)
@@ -269,7 +283,7 @@ def _cost(job: dict[str, Any]) -> float:
     """Relative training cost: iterations x pixels, MAMA Net (attention) about 4x the others."""
     over = job.get("overrides", {})
     size = over.get("data#spatial_size", [job["size"]])[0]
-    runs = over.get("training#restarts", 1)
+    runs = over.get("training#restarts", 1) * over.get("training#ensemble", 1)
     return runs * over.get("training#iterations", job["iterations"]) * size**2 * (4.0 if job["network"] == "mamanet_compact" else 1.0)
 
 
@@ -299,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=50, help="validation interval (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
     parser.add_argument("--ablation-size", type=int, default=64, help="input size of the ablation runs (default 64: 4x cheaper)")
-    parser.add_argument("--restarts", type=int, default=3, help="also run every model with training#restarts = this (default 3; 1 = skip)")
+    parser.add_argument("--restarts", type=int, default=1, help="also run every model with training#restarts = this (default 1 = skip: measured, little gain)")
+    parser.add_argument("--ensemble", type=int, default=3, help="also run every model with training#ensemble = this (default 3; 1 = skip)")
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="rewrite accuracy.md from OUTPUT/accuracy/results.json")
     args = parser.parse_args(argv)
@@ -312,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.size, args.iterations, args.interval, args.seeds, args.ablation_seeds = 32, 4, 2, args.seeds[:2], [0]
-        args.restarts = min(args.restarts, 2)
+        args.restarts, args.ensemble = min(args.restarts, 2), min(args.ensemble, 2)
         args.ablation_size = 32
     out = Path(args.output)
     (out / "accuracy").mkdir(parents=True, exist_ok=True)

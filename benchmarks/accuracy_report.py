@@ -103,13 +103,24 @@ def _ranking(groups, task: str) -> str:
             f"{' > '.join(NAMES[n] for n in val)}; the test ranks them {' > '.join(NAMES[n] for n in test)}: {same}.")  # fmt: skip
 
 
-#: variants ``training#restarts: K`` (benchmarks/accuracy.py's RESTARTS): every model, reported apart from the ablations
+#: variants ``training#restarts: K`` and ``training#ensemble: K`` (benchmarks/accuracy.py's MULTI_RUN):
+#: every model, reported apart from the ablations, beside one run of the same seeds
 RESTARTS_PREFIX = "training#restarts"
+ENSEMBLE_PREFIX = "training#ensemble"
+MULTI_RUN_PREFIXES = (ENSEMBLE_PREFIX, RESTARTS_PREFIX)
+MULTI_RUN_TEXT = {
+    ENSEMBLE_PREFIX: "`training#ensemble: K`: K networks trained from seeds s, s + 1, ... (one validation set, drawn with seed s), "
+    "scored with the mean of their reconstructions (threshold calibrated on the ensemble); mean ± sd over the start seeds s, "
+    "beside one run from the same seeds:",
+    RESTARTS_PREFIX: "`training#restarts: K`: K networks trained from seeds s, s + 1, ... (one validation set, drawn with seed s), "
+    "the one of lowest error on the held-out normal validation slices kept; mean ± sd over the start seeds s, beside one "
+    "run from the same seeds:",
+}
 
 
 def _is_ablation(row: dict) -> bool:
-    """A MAMA Net ablation row: neither a main run nor a restarts run."""
-    return row["variant"] != "main" and not row["variant"].startswith(RESTARTS_PREFIX)
+    """A MAMA Net ablation row: neither a main run nor a restarts / ensemble run."""
+    return row["variant"] != "main" and not row["variant"].startswith(MULTI_RUN_PREFIXES)
 
 
 def _seed_selection_table(groups, task: str) -> list[str]:
@@ -135,14 +146,16 @@ def _seed_selection_table(groups, task: str) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-def _restarts_table(rows: list[dict], task: str) -> list[str]:
-    """Every model with ``training#restarts`` (variant ``training#restarts: K``) beside its one-run
-    rows of the same seeds: image AUROC, paired t-test (restarts minus one run), pixel AUROC."""
-    variants = sorted({r["variant"] for r in rows if r["task"] == task and r["variant"].startswith(RESTARTS_PREFIX)})
+def _multi_run_table(rows: list[dict], task: str, prefix: str = RESTARTS_PREFIX) -> list[str]:
+    """Every model with ``training#restarts`` or ``training#ensemble`` (``prefix``; variants
+    ``<prefix>: K``) beside its one-run rows of the same seeds: image AUROC, paired t-test (the
+    variant minus one run), pixel AUROC, held-out normal error."""
+    variants = sorted({r["variant"] for r in rows if r["task"] == task and r["variant"].startswith(prefix)})
     lines, main = [], _group(rows)
+    short = prefix.split("#")[1]
     for variant in variants:
         head = ["model", "one run: image AUROC", f"{variant}: image AUROC", "difference (paired t-test over start seeds)",
-                "pixel AUROC: one run / restarts", "held-out normal MSE: one run / restarts"]  # fmt: skip
+                f"pixel AUROC: one run / {short}", f"held-out normal MSE: one run / {short}"]  # fmt: skip
         lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
         more = _group(rows, variant)
         for net in NAMES:
@@ -292,11 +305,10 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
             lines += ["Which validation number tells the better seed: Spearman's rho over the seeds above (p from scipy's "
                       "`spearmanr`; with 5 seeds even rho = 0.9 has an exact two-sided p of 0.08), so a rule is only "
                       "trusted where it holds run after run:", "", *selection, ""]  # fmt: skip
-        restarts = _restarts_table(rows, task)
-        if restarts:
-            lines += ["`training#restarts: K`: K networks trained from seeds s, s + 1, ... (one validation set, drawn with "
-                      "seed s), the one of lowest error on the held-out normal validation slices kept; mean ± sd over the "
-                      "start seeds s, beside one run from the same seeds:", "", *restarts, ""]  # fmt: skip
+        for prefix in MULTI_RUN_PREFIXES:
+            table = _multi_run_table(rows, task, prefix)
+            if table:
+                lines += [MULTI_RUN_TEXT[prefix], "", *table, ""]
         lines += [f"![ROC]({'accuracy/' + f})" for f in figures if f == f"roc_{task}.png"]
         lines += [f"![t-SNE]({'accuracy/' + f})" for f in figures if f == f"tsne_{task}.png"]
         lines.append("")

@@ -29,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from mama_monai.networks.nets.ensemble import MAX_MEMBERS, ReconstructionEnsemble
+
 __all__ = ["StoredValueError", "check_payload", "check_preprocessing", "network_classes", "network_spec", "plain_value"]
 
 #: keys that MONAI's ConfigParser acts on; never allowed where a network is described
@@ -145,7 +147,25 @@ def network_spec(network_def: Any, where: str = "config.network_def") -> tuple[t
     missing = [p.name for p in params if p.name in named and p.default is p.empty and p.name not in kwargs]
     if missing:
         raise StoredValueError(where, f"{cls.__name__} needs the argument(s) {missing}, which the model file lacks.")
+    if cls is ReconstructionEnsemble:
+        _check_ensemble(kwargs, where)
     return cls, kwargs
+
+
+def _check_ensemble(kwargs: dict[str, Any], where: str) -> None:
+    """An ensemble's members are checked as a network_def of their own (one of this package's
+    networks, literal arguments it takes), are not ensembles, and number 1 to MAX_MEMBERS."""
+    members = kwargs["members"]
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise StoredValueError(f"{where}.members", f"must be an int in [1, {MAX_MEMBERS}] (networks in the ensemble), got {members!r}.")
+    args = kwargs["network_args"]
+    if not isinstance(args, dict):
+        raise StoredValueError(f"{where}.network_args", f"must be a dict of the members' arguments, got {type(args).__name__}.")
+    member = network_classes().get(kwargs["network"]) if type(kwargs["network"]) is str else None
+    if member is None or member is ReconstructionEnsemble:
+        allowed = sorted(t for t, c in network_classes().items() if t.count(".") == 2 and c is not ReconstructionEnsemble)
+        raise StoredValueError(f"{where}.network", f"{kwargs['network']!r} cannot be an ensemble's member; it may name {allowed}.")
+    network_spec({"_target_": kwargs["network"], **args}, f"{where}.network_args")
 
 
 def check_preprocessing(pre: Any, where: str = "config.preprocessing") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from mama_monai.networks.blocks import (
     MultiScaleAttentionBlock,
     PixelPatchAttention,
 )
-from mama_monai.networks.nets import MEMORY_MODES, ConvAutoEncoder, MAMANet, MemAE
+from mama_monai.networks.nets import MEMORY_MODES, ConvAutoEncoder, MAMANet, MemAE, ReconstructionEnsemble
 from mama_monai.networks.outputs import MemoryReadout, ModelOutput
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "ModelOutput",
     "MultiScaleAttentionBlock",
     "PixelPatchAttention",
+    "ReconstructionEnsemble",
 ]

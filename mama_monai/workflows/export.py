@@ -106,9 +106,9 @@ def export_onnx(
 
 def _prepare_for_export(network: torch.nn.Module) -> None:
     """Switch off the input's NaN/inf check and freeze each hash memory's slot codes (module docstring)."""
-    if hasattr(network, "check_finite"):
-        network.check_finite = False  # a data-dependent raise cannot be exported
-    for module in network.modules():
+    for module in network.modules():  # the network itself and, in an ensemble, every member
+        if hasattr(module, "check_finite"):
+            module.check_finite = False  # a data-dependent raise cannot be exported
         if isinstance(module, HashMemory):
             module.refresh_codes()
             module._cached_slot_codes = _constant(module.slot_codes)  # this instance only: no cache check

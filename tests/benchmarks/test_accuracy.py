@@ -42,10 +42,13 @@ def test_quick_run_writes_report_from_the_product_path(tmp_path):
     results = json.loads((tmp_path / "accuracy" / "results.json").read_text())
     rows = [r for r in results["rows"] if r["variant"] == "main"]
     assert sorted(r["network"] for r in rows) == ["autoencoder", "mamanet_compact", "memae"]
-    # --quick runs every model again with training#restarts: 2, reported beside the one-run rows
-    assert sorted(r["network"] for r in results["rows"] if r["variant"] == "training#restarts: 2") == ["autoencoder", "mamanet_compact", "memae"]
+    # --quick runs every model again with training#ensemble: 2, reported beside the one-run rows (restarts: on request)
+    assert sorted(r["network"] for r in results["rows"] if r["variant"] == "training#ensemble: 2") == ["autoencoder", "mamanet_compact", "memae"]
+    assert not [r for r in results["rows"] if r["variant"].startswith("training#restarts")]
     text = (tmp_path / "accuracy.md").read_text()
-    assert "| training#restarts: 2: image AUROC |" in text
+    assert "| training#ensemble: 2: image AUROC |" in text
+    mama = next(r for r in results["rows"] if r["variant"] == "training#ensemble: 2" and r["network"] == "mamanet_compact")
+    assert mama["num_slots"] > 0 and mama["slots_used"] > 0  # read from the first member's memory and history
     for r in rows:
         assert r["n_test_normal"] == 28 and r["n_test_anomalous"] == 11  # the fair split
         line = next(l for l in text.splitlines() if l.startswith(f"| {accuracy_report.NAMES[r['network']]} |"))
@@ -110,26 +113,34 @@ def test_restarts_table_pairs_each_start_seed_with_its_one_run():
     single = [dict(_row("autoencoder", s, t, pixel=0.9), val_normal_mse=0.02) for s, t in enumerate([0.6, 0.7, 0.8, 0.95])]
     kept = [dict(_row("autoencoder", s, t, pixel=0.8), variant="training#restarts: 3", val_normal_mse=0.01)
             for s, t in enumerate([0.8, 0.7, 0.9])]  # fmt: skip
-    table = accuracy_report._restarts_table(single + kept, "lidc")
+    table = accuracy_report._multi_run_table(single + kept, "lidc", accuracy_report.RESTARTS_PREFIX)
     # seed 3 has no restarts row: the one-run column and the test use seeds 0-2 only
     p = ttest_rel([0.8, 0.7, 0.9], [0.6, 0.7, 0.8]).pvalue
     assert table[2:] == [
         f"| autoencoder | {accuracy_report._ms([0.6, 0.7, 0.8])} | {accuracy_report._ms([0.8, 0.7, 0.9])} | "
         f"{np.mean([0.2, 0.0, 0.1]):+.3f}, p = {p:.3f} | 0.900 / 0.800 | 0.0200 / 0.0100 |"
     ]
-    assert accuracy_report._restarts_table(single, "lidc") == []
+    assert accuracy_report._multi_run_table(single, "lidc", accuracy_report.RESTARTS_PREFIX) == []
+    # the ensemble rows are another table: the restarts table does not take them, nor they it
+    averaged = [dict(r, variant="training#ensemble: 3") for r in kept]
+    assert accuracy_report._multi_run_table(single + averaged, "lidc", accuracy_report.RESTARTS_PREFIX) == []
+    assert accuracy_report._multi_run_table(single + averaged, "lidc", accuracy_report.ENSEMBLE_PREFIX)[2:] == table[2:]
+    assert not accuracy_report._is_ablation(averaged[0]) and not accuracy_report._is_ablation(kept[0])
 
 
-def test_the_plan_runs_every_model_again_with_restarts():
+@pytest.mark.parametrize("option, key", [("restarts", "training#restarts"), ("ensemble", "training#ensemble")])
+def test_the_plan_runs_every_model_again_with_several_networks(option, key):
     import argparse
 
     args = argparse.Namespace(size=64, iterations=300, interval=50, tasks=["lidc", "brain"], seeds=[0, 1], no_ablations=True,
-                              quick=False, ablation_size=64, ablation_seeds=[0], restarts=3)  # fmt: skip
+                              quick=False, ablation_size=64, ablation_seeds=[0], restarts=1, ensemble=1)  # fmt: skip
+    setattr(args, option, 3)
     jobs = accuracy.plan(args)
-    restarts = [j for j in jobs if j["variant"] == "training#restarts: 3"]
-    assert sorted((j["task"], j["network"], j["seed"]) for j in restarts) == sorted(
+    several = [j for j in jobs if j["variant"] == f"{key}: 3"]
+    assert sorted((j["task"], j["network"], j["seed"]) for j in several) == sorted(
         (j["task"], j["network"], j["seed"]) for j in jobs if j["variant"] == "main"
     )
-    assert all(j["overrides"] == {"training#restarts": 3} for j in restarts)
-    assert accuracy._cost(restarts[0]) == 3 * accuracy._cost(dict(restarts[0], overrides={}))
-    assert not [j for j in accuracy.plan(argparse.Namespace(**{**vars(args), "restarts": 1})) if j["variant"] != "main"]
+    assert all(j["overrides"] == {key: 3} for j in several)
+    assert len(jobs) == 2 * len(several)  # nothing of the other option
+    assert accuracy._cost(several[0]) == 3 * accuracy._cost(dict(several[0], overrides={}))
+    assert not [j for j in accuracy.plan(argparse.Namespace(**{**vars(args), option: 1})) if j["variant"] != "main"]
