@@ -34,6 +34,14 @@ def _net(payload: dict) -> dict:
     return payload["config"]["network_def"]
 
 
+def _ensemble(payload: dict, network: str | None = None, network_args: dict | None = None, members: int = 1, **changed) -> dict:
+    """An ensemble network_def of the file's own network (``members`` of it), with the given parts replaced."""
+    member = dict(payload["config"]["network_def"])
+    target = member.pop("_target_")
+    return {"_target_": "mama_monai.networks.ReconstructionEnsemble", "network": network or target,
+            "network_args": network_args if network_args is not None else {**member, **changed}, "members": members}  # fmt: skip
+
+
 def _macro_file(folder: Path, marker: Path) -> str:
     source = folder / "channels.json"
     source.write_text(json.dumps({"channels": _run(marker, "[4, 8]")}))
@@ -133,6 +141,27 @@ CASES = [
     ("unknown_top_level_key", lambda p, m, f: p.update(hook=_run(m, "None")), r"hook.*not a key"),
     ("weights_not_tensors", lambda p, m, f: p["state_dict"].update({"decoder.bias": [0.0]}), r"state_dict"),
     ("format_version_string", lambda p, m, f: p.update(format_version="1"), r"format_version"),
+    (
+        "ensemble_member_os_makedirs",
+        lambda p, m, f: p["config"].update(network_def=_ensemble(p, network="os.makedirs", network_args={"name": str(m)})),
+        r"config\.network_def\.network.*'os\.makedirs'",
+    ),
+    (
+        "ensemble_member_expression_argument",
+        lambda p, m, f: p["config"].update(network_def=_ensemble(p, channels=_run(m, "[4, 8]"))),
+        r"config\.network_def\.network_args\.channels",
+    ),
+    (
+        "ensemble_member_target_key",
+        lambda p, m, f: p["config"].update(network_def=_ensemble(p, _target_="os.makedirs")),
+        r"config\.network_def\.network_args\._target_",
+    ),
+    (
+        "ensemble_of_ensembles",
+        lambda p, m, f: p["config"].update(network_def=_ensemble(p, network="mama_monai.networks.ReconstructionEnsemble")),
+        r"config\.network_def\.network.*cannot be an ensemble's member",
+    ),
+    ("ensemble_too_many_members", lambda p, m, f: p["config"].update(network_def=_ensemble(p, members=10**6)), r"config\.network_def\.members"),
     ("deep_nesting", lambda p, m, f: p["metrics"].update(deep=[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]), r"metrics\.deep.*nested"),
 ]
 
