@@ -26,6 +26,7 @@ from monai.utils import set_determinism
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from mama_monai.arguments import described
 from mama_monai.engines import (
     Acceleration,
     AnomalyEvaluator,
@@ -39,13 +40,12 @@ from mama_monai.engines import (
     score_items,
 )
 from mama_monai.engines.input_noise import CoarseNoise
-from mama_monai.networks import ReconstructionEnsemble
-from mama_monai.networks.nets.ensemble import MAX_MEMBERS
 from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
 from mama_monai.engines.training_handlers import LAST_CHECKPOINT_PREFIX, attach_checkpointing, attach_logging, attach_resume
 from mama_monai.engines.training_progress import TrainingProgress, ValidationRecorder
-from mama_monai.arguments import described
+from mama_monai.networks import ReconstructionEnsemble
+from mama_monai.networks.nets.ensemble import MAX_MEMBERS
 from mama_monai.workflows.config import resolved
 from mama_monai.workflows.distributed import DistributedContext, register_comm_hook
 
@@ -366,6 +366,10 @@ def ensemble_size(cfg: dict[str, Any]) -> int:
     return value
 
 
+#: the folder of each kind of several-network training -> its config key
+_SEVERAL = {"restarts": "training#restarts", "members": "training#ensemble"}
+
+
 def _seed_runs(
     parser: ConfigParser,
     train_items: Sequence[dict],
@@ -377,15 +381,15 @@ def _seed_runs(
     progress: bool,
 ):
     """Yield ``(seed, TrainResult)`` of the recipe run ``count`` times from seeds ``seed``,
-    ``seed + 1``, ..., each in ``output_dir/restarts/seed_S/``; ``parser``'s seed restored after."""
+    ``seed + 1``, ..., each in ``output_dir/<what>/seed_S/``; ``parser``'s seed restored after."""
     seed = int(parser["seed"])
     try:
         for k in range(count):
             parser["seed"] = seed + k
-            result = _train_once(parser, train_items, val_items, output_dir / "restarts" / f"seed_{seed + k}", ctx, False, progress)
+            result = _train_once(parser, train_items, val_items, output_dir / what / f"seed_{seed + k}", ctx, False, progress)
             if result.val_normal_mse is None:
-                raise ValueError(f"training#{what} needs held-out normal validation slices; the validation set has none.")
-            logger.info("%s: run %d of %d (seed %d): held-out normal error %.5f", what, k + 1, count, seed + k, result.val_normal_mse)
+                raise ValueError(f"{_SEVERAL[what]} needs held-out normal validation slices; the validation set has none.")
+            logger.info("%s: run %d of %d (seed %d): held-out normal error %.5f", _SEVERAL[what], k + 1, count, seed + k, result.val_normal_mse)
             yield seed + k, result
     finally:
         parser["seed"] = seed
@@ -463,24 +467,24 @@ def train_ensemble(
     0.779, with K times the training cost. The held-out normal error of the ensemble is lower than
     its members' on average, which is what validation without lesions can see.
 
-    Each member is the whole recipe of :func:`train_model` in ``output_dir/restarts/seed_S/`` (its
+    Each member is the whole recipe of :func:`train_model` in ``output_dir/members/seed_S/`` (its
     own checkpoint selection, model file and threshold); ``output_dir/model.pt`` holds the
     ensemble with ``metrics["ensemble"]`` (seed, held-out normal error, model file of every member),
     ``metrics["history"]`` of the first member and the ensemble's held-out normal error in
     ``metrics["val_normal_mse"]``. ``resume`` is refused: resume one member in its
-    ``restarts/seed_S`` folder with ``training#ensemble: 1`` and seed S, then train the rest.
+    ``members/seed_S`` folder with ``training#ensemble: 1`` and seed S.
     """
     if resume:
         raise ValueError(
             f"--resume with training#ensemble = {members} is not supported; resume one member in its "
-            "restarts/seed_S folder with training#ensemble 1 and seed S instead."
+            "members/seed_S folder with training#ensemble 1 and seed S instead."
         )
     output_dir = Path(output_dir)
     record: list[dict[str, Any]] = []
     runs: list[TrainResult] = []
-    for seed, result in _seed_runs(parser, train_items, val_items, output_dir, ctx, members, "ensemble", progress):
+    for seed, result in _seed_runs(parser, train_items, val_items, output_dir, ctx, members, "members", progress):
         runs.append(result)
-        record.append({"seed": seed, "val_normal_mse": result.val_normal_mse, "model": f"restarts/seed_{seed}/model.pt"})
+        record.append({"seed": seed, "val_normal_mse": result.val_normal_mse, "model": f"members/seed_{seed}/model.pt"})
     member_def = resolved(parser, "network_def")
     target = member_def.pop("_target_")
     ensemble = ReconstructionEnsemble.of([r.network for r in runs], target, member_def).eval()

@@ -31,7 +31,7 @@ def three_members(tmp_path_factory, tiny):
 
 
 def _members(out) -> list[torch.nn.Module]:
-    return [load_model(out / "restarts" / f"seed_{s}" / "model.pt", device="cpu")[0].eval() for s in (4, 5, 6)]
+    return [load_model(out / "members" / f"seed_{s}" / "model.pt", device="cpu")[0].eval() for s in (4, 5, 6)]
 
 
 def test_the_model_file_scores_with_the_mean_of_its_members_reconstructions(three_members):
@@ -45,7 +45,8 @@ def test_the_model_file_scores_with_the_mean_of_its_members_reconstructions(thre
         torch.testing.assert_close(network(x), expected)
         torch.testing.assert_close(result.network(x), expected)
         assert not torch.allclose(members[0](x), members[1](x))  # three different networks, so averaging means something
-    assert [r["seed"] for r in payload["metrics"]["ensemble"]] == [4, 5, 6]
+    assert [(r["seed"], r["model"]) for r in payload["metrics"]["ensemble"]] == [(s, f"members/seed_{s}/model.pt") for s in (4, 5, 6)]
+    assert not (out / "restarts").exists()
     assert payload["config"]["network_def"]["network"] == "mama_monai.networks.ConvAutoEncoder"
     assert int(parser["seed"]) == 4  # the caller's config is left as it was
 
@@ -62,7 +63,7 @@ def test_the_threshold_is_calibrated_on_the_ensembles_validation_normals(three_m
     assert payload["threshold"]["n_normals"] == len(normals)
     error = float(((mean - normals) ** 2).mean())
     assert payload["metrics"]["val_normal_mse"] == pytest.approx(error, rel=1e-4) and result.val_normal_mse == pytest.approx(error, rel=1e-4)
-    member = torch.load(out / "restarts" / "seed_4" / "model.pt", weights_only=True)
+    member = torch.load(out / "members" / "seed_4" / "model.pt", weights_only=True)
     assert payload["threshold"]["value"] != member["threshold"]["value"]  # not a member's threshold
 
 
