@@ -42,7 +42,7 @@ def _left_behind(folder: Path) -> list[str]:
 
 def test_ctrl_c_during_training_exits_130_with_one_line(tmp_path, tiny):
     out = tmp_path / "run"
-    argv = ["train", "--network", "autoencoder", "--output", str(out), "--device", "cpu", *tiny.args, "--training#iterations", "400"]
+    argv = ["train", "--network", "autoencoder", "--output", str(out), "--device", "cpu", *tiny.args, "--training#iterations", "20000"]  # long enough never to finish first
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "mama_monai.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
     try:
