@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from mama_monai.networks.nets.ensemble import MAX_MEMBERS, ReconstructionEnsemble
+from mama_monai.networks.nets.ensemble import MAX_MEMBERS, MEMBER_NAMES, ReconstructionEnsemble, member_class
 
 __all__ = ["StoredValueError", "check_payload", "check_preprocessing", "network_classes", "network_spec", "plain_value"]
 
@@ -161,11 +161,11 @@ def _check_ensemble(kwargs: dict[str, Any], where: str) -> None:
     args = kwargs["network_args"]
     if not isinstance(args, dict):
         raise StoredValueError(f"{where}.network_args", f"must be a dict of the members' arguments, got {type(args).__name__}.")
-    member = network_classes().get(kwargs["network"]) if type(kwargs["network"]) is str else None
-    if member is None or member is ReconstructionEnsemble:
-        allowed = sorted(t for t, c in network_classes().items() if t.count(".") == 2 and c is not ReconstructionEnsemble)
-        raise StoredValueError(f"{where}.network", f"{kwargs['network']!r} cannot be an ensemble's member; it may name {allowed}.")
-    network_spec({"_target_": kwargs["network"], **args}, f"{where}.network_args")
+    try:  # the ensemble's own allow-list: what passes here is what ReconstructionEnsemble builds
+        member = member_class(kwargs["network"])
+    except ValueError:
+        raise StoredValueError(f"{where}.network", f"{kwargs['network']!r} cannot be an ensemble's member; it may name {MEMBER_NAMES}.") from None
+    network_spec({"_target_": f"mama_monai.networks.{member.__name__}", **args}, f"{where}.network_args")
 
 
 def check_preprocessing(pre: Any, where: str = "config.preprocessing") -> dict[str, Any]:

@@ -171,6 +171,11 @@ def _wrapped_network(parser: ConfigParser, cfg: dict[str, Any], accel: Accelerat
     return network, model, accel.compiled(network)
 
 
+def _amp(cfg: dict[str, Any], ctx: DistributedContext) -> bool:
+    """bf16 autocast: ``training#amp`` (default on), and only on CUDA."""
+    return bool(cfg.get("amp", True)) and ctx.device.type == "cuda"
+
+
 def build_training_run(
     parser: ConfigParser, train_items: Sequence[dict], val_items: Sequence[dict], ctx: DistributedContext
 ) -> TrainingRun:
@@ -185,7 +190,7 @@ def build_training_run(
     anomaly_map = AnomalyMap(2, **anomaly_map_args(parser.get_parsed_content("scoring")))
     iterations, interval = _schedule(cfg)
     scheduler = lr_scheduler(optimizer, cfg, iterations)
-    amp = bool(cfg.get("amp", True)) and ctx.device.type == "cuda"
+    amp = _amp(cfg, ctx)
     has_anomalies = any(int(it["label"]) == 1 for it in val_items)
     on_cuda = ctx.device.type == "cuda"  # batches are pinned on CUDA: copy asynchronously
     evaluator = AnomalyEvaluator(
@@ -489,7 +494,7 @@ def train_ensemble(
     target = member_def.pop("_target_")
     ensemble = ReconstructionEnsemble.of([r.network for r in runs], target, member_def).eval()
     cfg, scoring = parser.get_parsed_content("training"), parser.get_parsed_content("scoring")
-    amp = bool(cfg.get("amp", True)) and ctx.device.type == "cuda"
+    amp = _amp(cfg, ctx)
     val = score_items(ensemble, AnomalyMap(2, **anomaly_map_args(scoring)), val_items, ctx.device, int(cfg["batch_size"]), amp)
     threshold = calibrate_thresholds(val, float(scoring["threshold_quantile"]))
     error = normal_mse(val)

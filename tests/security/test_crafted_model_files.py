@@ -161,6 +161,11 @@ CASES = [
         lambda p, m, f: p["config"].update(network_def=_ensemble(p, network="mama_monai.networks.ReconstructionEnsemble")),
         r"config\.network_def\.network.*cannot be an ensemble's member",
     ),
+    (
+        "ensemble_member_by_its_module_path",  # a network the ensemble would not build: refused by name, before building
+        lambda p, m, f: p["config"].update(network_def=_ensemble(p, network="mama_monai.networks.nets.autoencoder.ConvAutoEncoder")),
+        r"config\.network_def\.network.*cannot be an ensemble's member",
+    ),
     ("ensemble_too_many_members", lambda p, m, f: p["config"].update(network_def=_ensemble(p, members=10**6)), r"config\.network_def\.members"),
     ("deep_nesting", lambda p, m, f: p["metrics"].update(deep=[[[[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]]]), r"metrics\.deep.*nested"),
 ]

@@ -14,7 +14,7 @@ from mama_monai.networks.nets.mamanet import MAMANet
 from mama_monai.networks.nets.memae import MemAE
 from mama_monai.networks.outputs import ModelOutput
 
-__all__ = ["ReconstructionEnsemble", "MAX_MEMBERS"]
+__all__ = ["ReconstructionEnsemble", "MAX_MEMBERS", "MEMBER_NAMES", "member_class"]
 
 #: the most members a (stored) ensemble may have: a model file cannot ask for thousands of networks
 MAX_MEMBERS = 32
@@ -26,6 +26,8 @@ _MEMBERS: dict[str, type[nn.Module]] = {
     **{f"mama_monai.networks.nets.{cls.__name__}": cls for cls in (ConvAutoEncoder, MAMANet, MemAE)},
     **{cls.__name__: cls for cls in (ConvAutoEncoder, MAMANet, MemAE)},
 }
+#: the names training stores, for error messages
+MEMBER_NAMES = sorted(k for k in _MEMBERS if k.count(".") == 2)
 
 
 def member_class(network: str) -> type[nn.Module]:
@@ -35,7 +37,7 @@ def member_class(network: str) -> type[nn.Module]:
         ValueError: ``network`` is not one of this package's reconstruction networks.
     """
     if type(network) is not str or network not in _MEMBERS:
-        raise ValueError(f"network must name one of {sorted(k for k in _MEMBERS if k.count('.') == 2)}, got {network!r}.")
+        raise ValueError(f"network must name one of {MEMBER_NAMES}, got {network!r}.")
     return _MEMBERS[network]
 
 
