@@ -11,13 +11,14 @@ threshold calibration exactly as ``mama-monai train`` does them) over several se
   slices, DESIGN.md §7's kind (blurred disks, radius 4-12 % of the width, +-30-50 % of the local
   intensity), one bright and one dark copy of every test slice, reported apart.
 
-Validation (checkpoint selection, thresholds) never sees a test slice: it uses held-out training
-normals and SIMULATED "tissue" lesions in them; its AUROC is reported beside the test AUROC so
+Validation never sees a test slice: held-out training normals select the checkpoint (lowest
+reconstruction error, ``training#checkpoint: normal_error``) and calibrate the threshold;
+SIMULATED "tissue" lesions in them give a validation AUROC, reported beside the test AUROC so
 that one can see whether validation ranks the models as the test does. Then MAMA Net ablations
 (memory size N, semantic basis, Wasserstein loss, hard vs soft addressing, attention vs plain
 convolutions, denoising vs plain reconstruction, 5x the iterations, 128 x 128 input, the first
 release's memory settings, validation on slabs instead of every 5th slice, the last network
-instead of the best by validation, cosine learning-rate decay, one training patient instead of two;
+or the best by validation AUROC instead of the one of lowest held-out normal error, cosine learning-rate decay, one training patient instead of two;
 "as configured" reuses the main runs where the sizes agree), every model also with
 ``training#ensemble: 3`` (three networks from seeds s, s+1, s+2, scored with the mean of their
 reconstructions; ``--ensemble 1`` skips) and, on request, ``training#restarts: K`` (``--restarts K``:
@@ -60,6 +61,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "input 128 x 128 (the previous benchmark's size)": {"data#spatial_size": [128, 128]},
     "validation on slabs of 8 slices, 2 dropped beside each (blocks)": {"data#validation_split": "blocks"},
     "the last network (no checkpoint selection)": {"training#checkpoint": "last"},
+    "checkpoint by validation AUROC on SIMULATED lesions (the default until 2026-12-02)": {"training#checkpoint": "val_auroc"},
     "cosine learning-rate decay to 0": {"training#lr_schedule": "cosine"},
     "one training patient (LIDC-IDRI-0001 alone, without the second CT)": {"data#manifest": "<one patient>"},
     "first release's memory (random slots, no restarts, commitment 0.25)": {
@@ -88,6 +90,7 @@ BRAIN_ABLATIONS = (
     "input 128 x 128 (the previous benchmark's size)",
     "validation on slabs of 8 slices, 2 dropped beside each (blocks)",
     "the last network (no checkpoint selection)",
+    "checkpoint by validation AUROC on SIMULATED lesions (the default until 2026-12-02)",
     "cosine learning-rate decay to 0",
 )
 
@@ -197,13 +200,12 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     normal = labels == 0
     val = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), splits["val"], ctx.device)
     row.update({f"val_{k}": v for k, v in _image_aurocs(val, val["label"].astype(int), scoring).items()})
-    history = [h for h in result.history if "val_auroc" in h]
     row.update(
         pixel_auroc=report["pixel_auroc"],
         sensitivity=report["image"]["sensitivity"],
         specificity=report["image"]["specificity"],
         f1=report["image"]["f1"],
-        val_auroc=max((h["val_auroc"] for h in history), default=None),
+        val_auroc=row.get("val_auroc_percentile"),  # the kept network's, recomputed (the history has every validation's)
         val_normal_mse=normal_mse(val),
         test_normal_mse=normal_mse(out),
         slots_used=result.history[-1].get("slots_used", 0),  # an ensemble's: its first member's (TrainResult.history)
@@ -212,6 +214,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         train_seconds=round(result.seconds, 1),
         n_test_normal=int(normal.sum()),
         n_test_anomalous=int((~normal).sum()),
+        history=result.history,  # every validation: iteration, loss, slots, held-out normal error, validation AUROC
     )
     if job.get("keep_outputs"):
         row["_scores"] = {"label": labels.tolist(), "score": out["score"].tolist()}

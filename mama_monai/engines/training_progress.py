@@ -2,8 +2,13 @@
 
 :class:`TrainingProgress` is the state (saved in every ``last_*.pt`` checkpoint so that a resumed
 run loses nothing); :class:`ValidationRecorder` is the ignite handler that, after each
-validation, records one row (iteration, loss, slot usage, validation AUROC), warns when a memory
-network has collapsed, writes the best network so far and stops training early.
+validation, records one row (iteration, loss, slot usage, held-out normal error, validation
+AUROC), warns when a memory network has collapsed, writes the best network so far and stops
+training early.
+
+"Best" follows one criterion of the row (:data:`CRITERIA`): the lowest held-out normal error
+(``val_normal_mse``, normal data only) or the highest validation AUROC (``val_auroc``, on real or
+SIMULATED lesions).
 """
 
 from __future__ import annotations
@@ -18,32 +23,37 @@ from torch import nn
 
 from mama_monai.atomic import atomic_write
 
-__all__ = ["TrainingProgress", "ValidationRecorder", "warn_unused_memory"]
+__all__ = ["CRITERIA", "TrainingProgress", "ValidationRecorder", "warn_unused_memory"]
 
 logger = logging.getLogger(__name__)
+
+#: history-row key -> whether larger is better
+CRITERIA = {"val_normal_mse": False, "val_auroc": True}
 
 
 class TrainingProgress:
     """What a resumed run must not lose, saved in every ``last_*.pt`` checkpoint: the validation
-    history, the best validation AUROC and the early-stopping count.
+    history, the best value of the criterion and the early-stopping count.
 
-    ``update(row)`` records one validation and says whether it is the best so far (rows without
-    ``val_auroc`` never are); ``should_stop()`` is True after ``patience`` validations without
-    improvement (``patience`` 0 never stops).
+    ``update(row)`` records one validation and says whether it is the best so far by
+    ``criterion`` (a key of :data:`CRITERIA`; rows without it never are); ``should_stop()`` is
+    True after ``patience`` validations without improvement (``patience`` 0 never stops).
     """
 
-    def __init__(self, patience: int = 0) -> None:
-        self.patience = patience
+    def __init__(self, patience: int = 0, criterion: str = "val_auroc") -> None:
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {list(CRITERIA)}, got {criterion!r}.")
+        self.patience, self.criterion = patience, criterion
         self.history: list[dict[str, Any]] = []
         self.best: float | None = None
         self.stale = 0
 
     def update(self, row: dict[str, Any]) -> bool:
         self.history.append(row)
-        value = row.get("val_auroc")
+        value = row.get(self.criterion)
         if value is None:
             return False
-        if self.best is None or value > self.best:
+        if self.best is None or (value > self.best if CRITERIA[self.criterion] else value < self.best):
             self.best, self.stale = value, 0
             return True
         self.stale += 1
@@ -53,9 +63,15 @@ class TrainingProgress:
         return self.patience > 0 and self.stale >= self.patience
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": list(self.history), "best": self.best, "stale": self.stale}
+        return {"history": list(self.history), "best": self.best, "stale": self.stale, "criterion": self.criterion}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("criterion", "val_auroc")  # checkpoints written before the criterion was a choice
+        if saved != self.criterion:
+            raise ValueError(
+                f"the checkpoint's best network was chosen by {saved!r}, this run chooses by {self.criterion!r} "
+                "(training#checkpoint changed): resume with the run's own training#checkpoint, or start afresh."
+            )
         self.history = list(state["history"])
         self.best = state["best"]
         self.stale = int(state["stale"])
@@ -83,6 +99,7 @@ class ValidationRecorder:
         progress: the :class:`TrainingProgress` updated.
         best_path: where the best network's ``state_dict`` is written.
         with_auroc: whether the evaluator computes ``val_auroc`` (validation holds anomalies).
+            ``val_normal_mse`` goes into the row whenever the evaluator computes it.
         is_main: whether this process writes files and logs the rows.
     """
 
@@ -104,6 +121,8 @@ class ValidationRecorder:
             "slots_used": int(state.metrics.get("slots_used", 0)),
             "slot_perplexity": round(float(state.metrics.get("slot_perplexity", 0.0)), 2),
         }
+        if "val_normal_mse" in evaluator.state.metrics:
+            row["val_normal_mse"] = float(evaluator.state.metrics["val_normal_mse"])
         if self.with_auroc:
             row["val_auroc"] = float(evaluator.state.metrics["val_auroc"])
         return row
@@ -117,5 +136,5 @@ class ValidationRecorder:
             if improved:
                 atomic_write(self.best_path, lambda f: torch.save(self.network.state_dict(), f))
         if self.progress.should_stop():
-            logger.info("early stopping: no better val_auroc in %d validations", self.progress.patience)
+            logger.info("early stopping: no better %s in %d validations", self.progress.criterion, self.progress.patience)
             self.trainer.terminate()

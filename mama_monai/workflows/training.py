@@ -1,9 +1,11 @@
 """Train a network on normal slices with MONAI's engines, validate, calibrate, save the model file.
 
 The schedule is counted in iterations (the paper: 70k of batch 8). Ignite epochs are blocks of
-``val_interval`` iterations: after each block the model is validated (image AUROC), the
-``last`` training checkpoint (network, optimizer, trainer state) is written, and the best
-network by validation AUROC is kept. ``resume=True`` continues from the last checkpoint, so a run
+``val_interval`` iterations: after each block the model is validated (reconstruction error on
+the held-out normal slices; image AUROC where validation holds lesions), the ``last`` training
+checkpoint (network, optimizer, trainer state) is written, and the best network by
+``training#checkpoint`` is kept: by default the one of lowest held-out normal error
+(:data:`CHECKPOINT_CHOICES`). ``resume=True`` continues from the last checkpoint, so a run
 killed midway ends with the same number of iterations done. Under ``torchrun`` the network is
 wrapped in ``DistributedDataParallel`` and each process reads its share through a
 ``DistributedSampler``; only rank 0 writes files.
@@ -40,6 +42,7 @@ from mama_monai.engines import (
     score_items,
 )
 from mama_monai.engines.input_noise import CoarseNoise
+from mama_monai.engines.normal_error import NormalReconstructionError
 from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
 from mama_monai.engines.training_handlers import LAST_CHECKPOINT_PREFIX, attach_checkpointing, attach_logging, attach_resume
@@ -202,6 +205,7 @@ def build_training_run(
         memory_format=memory_format,
         non_blocking=on_cuda,
         key_val_metric={"val_auroc": ROCAUC(output_transform=from_engine(["score", "label"]))} if has_anomalies else None,
+        additional_metrics={"val_normal_mse": NormalReconstructionError()},
     )
     trainer = AnomalyTrainer(
         device=ctx.device,
@@ -217,7 +221,7 @@ def build_training_run(
         non_blocking=on_cuda,
         input_noise=CoarseNoise.from_config(cfg.get("input_noise")),
     )
-    progress = TrainingProgress(int(cfg.get("early_stopping_patience") or 0))
+    progress = TrainingProgress(int(cfg.get("early_stopping_patience") or 0), CHECKPOINT_CRITERION[checkpoint_choice(cfg)])
     return TrainingRun(
         network, eval_network, optimizer, anomaly_map, trainer, evaluator, progress, amp, memory_format, has_anomalies, scheduler
     )
@@ -246,26 +250,35 @@ def _resume(run: TrainingRun, ckpt_dir: Path) -> None:
     attach_resume(run.trainer, run.checkpoint_objects(), ckpt_dir)
 
 
-#: ``training#checkpoint``: ``"val_auroc"`` reloads the network of the best validation AUROC,
-#: ``"last"`` keeps the network of the last iteration (validation AUROC is then only logged)
-CHECKPOINT_CHOICES = ("val_auroc", "last")
+#: ``training#checkpoint``, the network a run keeps (validated every ``val_interval`` iterations):
+#: ``"normal_error"`` (default) the one of lowest mean squared reconstruction error on the held-out
+#: NORMAL validation slices: normal data only, the rule that tracked the test across seeds
+#: (docs/accuracy.md) and needs no simulated lesion; ``"val_auroc"`` the one of best validation
+#: AUROC (on real or SIMULATED lesions; the last network where validation has none; the
+#: default until 2026-12-02); ``"last"`` the last iteration's
+CHECKPOINT_CHOICES = ("normal_error", "val_auroc", "last")
+#: ``training#checkpoint`` -> the history-row criterion that picks the best network and counts
+#: early stopping (``"last"`` keeps the earlier rule for early stopping)
+CHECKPOINT_CRITERION = {"normal_error": "val_normal_mse", "val_auroc": "val_auroc", "last": "val_auroc"}
 
 
 def checkpoint_choice(cfg: dict[str, Any]) -> str:
-    """``training#checkpoint`` of a config's ``training`` section, checked (default ``"val_auroc"``)."""
-    choice = cfg.get("checkpoint", "val_auroc")
+    """``training#checkpoint`` of a config's ``training`` section, checked (default ``"normal_error"``)."""
+    choice = cfg.get("checkpoint", "normal_error")
     if choice not in CHECKPOINT_CHOICES:
         raise ValueError(f"training#checkpoint must be one of {list(CHECKPOINT_CHOICES)}, got {choice!r}.")
     return choice
 
 
 def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext, choice: str) -> None:
-    """Load the best network by validation AUROC (where there was one and ``choice`` asks for it)
-    into ``run.network``, in eval mode."""
+    """Load the best network by ``choice``'s criterion (lowest held-out normal error, or best
+    validation AUROC where validation has lesions; nothing for ``"last"``) into ``run.network``,
+    in eval mode."""
     if ctx.enabled:  # rank 0 has finished writing best_network.pt before any rank reads it
         torch.distributed.barrier()
     best = ckpt_dir / "best_network.pt"
-    if choice == "val_auroc" and run.has_anomalies and best.is_file():
+    selects = choice == "normal_error" or (choice == "val_auroc" and run.has_anomalies)
+    if selects and best.is_file():
         run.network.load_state_dict(torch.load(best, map_location=ctx.device, weights_only=True))
     run.network.eval()
 
@@ -313,16 +326,16 @@ def train_model(
     """Train ``network_def`` from ``parser`` on ``train_items`` (normals), validate on ``val_items``.
 
     The recipe: seed; build the network and engines (:func:`build_training_run`); attach the
-    handlers; resume if asked; run; reload the best network (``training#checkpoint``:
-    ``"val_auroc"``, or keep the ``"last"``); calibrate the thresholds on the
+    handlers; resume if asked; run; reload the best network (``training#checkpoint``: lowest
+    held-out ``"normal_error"``, best ``"val_auroc"``, or keep the ``"last"``); calibrate the thresholds on the
     validation normals (:func:`~mama_monai.engines.post_processing.calibrate_thresholds`); save.
 
     Args:
         parser: the workflow config (see ``configs/train.yaml``): ``seed``, ``network_def``,
             ``loss``, ``optimizer``, ``training``, ``scoring``, ``data``.
         train_items: normal slices (dicts with ``image`` ``(C, H, W)`` and ``label`` 0).
-        val_items: held-out slices; normals calibrate the threshold; with anomalies (real or
-            SIMULATED) the validation AUROC selects the best network.
+        val_items: held-out slices; normals calibrate the threshold and (by default) select the
+            best network; anomalies (real or SIMULATED) give the validation AUROC.
         output_dir: where ``checkpoints/``, ``tensorboard/`` and ``model.pt`` go.
         ctx: the :class:`~mama_monai.workflows.distributed.DistributedContext`.
         resume: continue from the last checkpoint in ``output_dir/checkpoints``.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from mama_monai.workflows.splits import prepare_splits
@@ -27,7 +28,8 @@ def _parser(network, tiny, **extra):
 
 def test_early_stopping_ends_training_before_the_schedule(tiny, tmp_path, monkeypatch):
     # A validation AUROC that never improves after the first validation: patience 1 stops at 2.
-    parser = _parser("autoencoder", tiny, **{"training#iterations": 60, "training#early_stopping_patience": 1})
+    over = {"training#iterations": 60, "training#early_stopping_patience": 1, "training#checkpoint": "val_auroc"}
+    parser = _parser("autoencoder", tiny, **over)
     splits = prepare_splits(parser)
     from monai.handlers import ROCAUC
 
@@ -35,6 +37,23 @@ def test_early_stopping_ends_training_before_the_schedule(tiny, tmp_path, monkey
     result = train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
     assert result.iterations == 20  # two validations of 10 iterations, not 60
     assert [row["iteration"] for row in result.history] == [10, 20]
+
+
+def test_early_stopping_counts_the_normal_error_by_default(tiny, tmp_path, monkeypatch):
+    # The held-out normal error falls twice, then rises: patience 2 stops at the 4th validation of
+    # 10 (the AUROC, rising all along, is not what counts by default).
+    from monai.handlers import ROCAUC
+
+    from mama_monai.engines.normal_error import NormalReconstructionError
+
+    errors, aurocs = iter([0.3, 0.2, 0.25, 0.21, 0.1, 0.1]), iter([0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    monkeypatch.setattr(NormalReconstructionError, "compute", lambda self: next(errors))
+    monkeypatch.setattr(ROCAUC, "compute", lambda self: next(aurocs), raising=False)
+    parser = _parser("autoencoder", tiny, **{"training#iterations": 60, "training#early_stopping_patience": 2})
+    splits = prepare_splits(parser)
+    result = train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
+    assert [row["val_normal_mse"] for row in result.history] == [0.3, 0.2, 0.25, 0.21]
+    assert result.iterations == 40
 
 
 def test_slot_usage_and_threshold_are_recorded(tiny, tmp_path):
@@ -61,6 +80,46 @@ def _aurocs_falling(monkeypatch):
     monkeypatch.setattr(ROCAUC, "compute", lambda self: next(values), raising=False)
 
 
+def test_normal_error_is_the_error_of_the_held_out_normals_at_each_validation(tiny, tmp_path):
+    # Reference: normal_mse of score_items' output (numpy, after training) on the network that the
+    # last validation saw (checkpoint 'last': the network kept is that network).
+    from mama_monai.engines import AnomalyMap, anomaly_map_args, score_items
+    from mama_monai.workflows.training import normal_mse
+
+    parser = _parser("autoencoder", tiny, **{"training#iterations": 20, "training#checkpoint": "last"})
+    splits = prepare_splits(parser)
+    assert {it["label"] for it in splits["val"]} == {0, 1}  # SIMULATED lesions are there and must be left out
+    result = train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
+    scored = score_items(result.network, AnomalyMap(2, **anomaly_map_args(parser.get_parsed_content("scoring"))), splits["val"], torch.device("cpu"))
+    assert result.history[-1]["val_normal_mse"] == pytest.approx(normal_mse(scored), rel=1e-5)
+    assert result.history[0]["val_normal_mse"] != pytest.approx(result.history[-1]["val_normal_mse"], rel=1e-3)
+
+
+def _errors_dipping(monkeypatch):
+    """Held-out normal error 0.3, 0.1, 0.2 at the three validations: the best network is the second."""
+    from mama_monai.engines.normal_error import NormalReconstructionError
+
+    values = iter([0.3, 0.1, 0.2])
+    monkeypatch.setattr(NormalReconstructionError, "compute", lambda self: next(values))
+
+
+def test_checkpoint_normal_error_reloads_the_network_of_lowest_held_out_error(tiny, tmp_path, monkeypatch):
+    kept = {}
+    for name, choice in (("default", None), ("after_20", "last")):
+        _errors_dipping(monkeypatch)
+        iterations = 30 if choice is None else 20  # the network after 20 iterations: the second validation's
+        over = {"training#iterations": iterations} | ({"training#checkpoint": choice} if choice else {})
+        parser = _parser("autoencoder", tiny, **over)
+        splits = prepare_splits(parser)
+        result = train_model(parser, splits["train"], splits["val"], tmp_path / name, DistributedContext(), progress=False)
+        kept[name] = {k: v.clone() for k, v in result.network.state_dict().items()}
+        stored = torch.load(tmp_path / name / "model.pt", weights_only=True)
+        assert stored["config"]["training"]["checkpoint"] == (choice or "normal_error")
+    assert [row["val_normal_mse"] for row in result.history] == [0.3, 0.1]
+    # the same seed and data: the default run kept the network of iteration 20, not its last (30)
+    assert all(torch.equal(kept["default"][k], kept["after_20"][k]) for k in kept["default"])
+
+
 def test_checkpoint_val_auroc_reloads_the_best_network_and_last_keeps_the_last(tiny, tmp_path, monkeypatch):
     kept = {}
     for choice in ("val_auroc", "last"):
@@ -84,6 +143,6 @@ def test_an_unknown_checkpoint_choice_is_refused_before_training(tiny, tmp_path)
 
     parser = _parser("autoencoder", tiny, **{"training#checkpoint": "best"})
     splits = prepare_splits(parser)
-    with pytest.raises(ValueError, match=r"training#checkpoint must be one of \['val_auroc', 'last'\], got 'best'"):
+    with pytest.raises(ValueError, match=r"training#checkpoint must be one of \['normal_error', 'val_auroc', 'last'\], got 'best'"):
         train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
     assert not (tmp_path / "model.pt").exists()
