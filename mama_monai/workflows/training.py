@@ -42,6 +42,7 @@ from mama_monai.engines import (
     score_items,
 )
 from mama_monai.engines.input_noise import CoarseNoise
+from mama_monai.engines.interrupt import interrupt_between_iterations
 from mama_monai.engines.normal_error import NormalReconstructionError
 from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
@@ -564,7 +565,8 @@ def _train_once(
     if resume:
         _resume(run, ckpt_dir)
     start = time.perf_counter()
-    run.trainer.run()
+    with interrupt_between_iterations(run.trainer):  # Ctrl-C: after the iteration, never inside a handler
+        run.trainer.run()
     seconds = time.perf_counter() - start
     _best_network(run, ckpt_dir, ctx, choice)
     batch_size = int(cfg["batch_size"])

@@ -43,7 +43,7 @@ def _left_behind(folder: Path) -> list[str]:
 def test_ctrl_c_during_training_exits_130_with_one_line(tmp_path, tiny):
     out = tmp_path / "run"
     argv = ["train", "--network", "autoencoder", "--output", str(out), "--device", "cpu", *tiny.args, "--training#iterations", "20000"]  # long enough never to finish first
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread's stack
     proc = subprocess.Popen([sys.executable, "-m", "mama_monai.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
     try:
         deadline = time.monotonic() + 240
@@ -52,7 +52,11 @@ def test_ctrl_c_during_training_exits_130_with_one_line(tmp_path, tiny):
             assert time.monotonic() < deadline, "no checkpoint after 240 s"
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
-        stdout, stderr = proc.communicate(timeout=120)
+        try:
+            stdout, stderr = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # a hang: say where it is
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail("no exit 120 s after Ctrl-C; stacks:\n" + proc.communicate(timeout=60)[1].decode()[-6000:])
     finally:
         proc.kill()
     assert proc.returncode == 130

@@ -146,3 +146,31 @@ def test_an_unknown_checkpoint_choice_is_refused_before_training(tiny, tmp_path)
     with pytest.raises(ValueError, match=r"training#checkpoint must be one of \['normal_error', 'val_auroc', 'last'\], got 'best'"):
         train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_ctrl_c_during_a_validation_lets_the_block_finish_and_its_checkpoint_be_written(tiny, tmp_path, monkeypatch):
+    # SIGINT arrives inside the first validation (as it may inside any handler): the validation,
+    # the history row and the block's checkpoint complete, then training stops; no model file.
+    import os
+    import signal
+
+    from mama_monai.engines.normal_error import NormalReconstructionError
+
+    computed = []
+    original = NormalReconstructionError.compute
+
+    def compute(self):
+        if not computed:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, mid-handler
+        computed.append(original(self))
+        return computed[-1]
+
+    monkeypatch.setattr(NormalReconstructionError, "compute", compute)
+    parser = _parser("autoencoder", tiny, **{"training#iterations": 30})
+    splits = prepare_splits(parser)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
+    assert len(computed) == 1  # the first validation finished; no second one began
+    assert [p.name for p in (tmp_path / "checkpoints").glob("last_*.pt")] == ["last_checkpoint_epoch=1.pt"]
+    assert not (tmp_path / "model.pt").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
