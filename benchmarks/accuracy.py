@@ -25,7 +25,7 @@ reconstructions; ``--ensemble 1`` skips) and, on request, ``training#restarts: K
 the best of K by held-out normal error; measured, little gain), paired t-tests over seeds, ROC
 curves and a t-SNE of latent codes (paper Fig. 7).
 
-    python benchmarks/accuracy.py                   # full run (~70 min on 2 CPU cores; --ensemble 1 saves ~25)
+    python benchmarks/accuracy.py                   # full run (~60 min on 2 CPU cores; --ensemble 1 saves ~25)
     python benchmarks/accuracy.py --quick --output /tmp/acc   # minutes: tiny sizes, a smoke test
 """
 
