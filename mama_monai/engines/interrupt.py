@@ -1,10 +1,9 @@
 """Ctrl-C during training stops between iterations, not inside a handler.
 
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when SIGINT arrives:
-possibly inside a lock held by a handler (TensorBoard's event-writer queue, a checkpoint being
-renamed into place), which can leave that lock taken and hang the process at exit. The CLI's
-Ctrl-C test saw exactly such a hang once in a full test run (no exit 120 s after the signal).
-:func:`interrupt_between_iterations` defers the first Ctrl-C: the engine finishes the iteration
+possibly inside a handler (a validation half-recorded, TensorBoard's event-writer queue holding
+its lock, a checkpoint being renamed into place). :func:`interrupt_between_iterations` defers
+the first Ctrl-C: the engine finishes the iteration
 it is in (and any validation / checkpoint / logging handler running at that moment), then raises
 ``KeyboardInterrupt`` from an ``ITERATION_STARTED`` / ``ITERATION_COMPLETED`` boundary, where no
 handler holds anything (or when the engine returns, if the signal came after its last
@@ -27,9 +26,10 @@ __all__ = ["interrupt_between_iterations"]
 @contextlib.contextmanager
 def interrupt_between_iterations(engine: Engine) -> Iterator[None]:
     """While the block runs, a first SIGINT is raised as ``KeyboardInterrupt`` at ``engine``'s
-    next iteration boundary; a second one at once. Outside the main thread (where Python cannot
-    install signal handlers) the block runs unchanged. The previous SIGINT handler is restored."""
-    if threading.current_thread() is not threading.main_thread():
+    next iteration boundary; a second one at once. The block runs unchanged outside the main
+    thread (where Python cannot install signal handlers) and where SIGINT is ignored (``nohup``,
+    a background job: ignored it stays). The previous SIGINT handler is restored."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
     pending = False

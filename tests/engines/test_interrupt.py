@@ -11,6 +11,15 @@ from ignite.engine import Engine
 from mama_monai.engines.interrupt import interrupt_between_iterations
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_raises():
+    """Python's default SIGINT handler, whatever the test process inherited (a background job or
+    ``nohup`` starts with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _engine(log: list, kills_at: int, kills: int = 1) -> Engine:
     """Iterations that log their start and end; iteration ``kills_at`` sends itself SIGINT
     ``kills`` times in the middle (as Ctrl-C would arrive inside a handler's critical section)."""
@@ -66,3 +75,14 @@ def test_without_the_guard_ctrl_c_lands_inside_the_iteration():
     with pytest.raises(KeyboardInterrupt):
         engine.run(range(10), max_epochs=1)
     assert log[-1] == ("start", 3)
+
+
+def test_an_ignored_sigint_stays_ignored():
+    # under nohup or in a background job SIGINT is ignored: the guard must not turn it back on
+    log: list = []
+    engine = _engine(log, kills_at=2)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with interrupt_between_iterations(engine):
+        engine.run(range(4), max_epochs=1)
+    assert log[-1] == ("end", 4)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

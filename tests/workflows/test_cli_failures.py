@@ -44,7 +44,11 @@ def test_ctrl_c_during_training_exits_130_with_one_line(tmp_path, tiny):
     out = tmp_path / "run"
     argv = ["train", "--network", "autoencoder", "--output", str(out), "--device", "cpu", *tiny.args, "--training#iterations", "20000"]  # long enough never to finish first
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread's stack
-    proc = subprocess.Popen([sys.executable, "-m", "mama_monai.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    # Ctrl-C as in a terminal: a test run started in the background (`cmd &`, nohup) hands its
+    # children SIGINT *ignored*, and the run then neither stopped nor exited (the hang and the
+    # 'exit 0 instead of 130' seen in full background runs)
+    proc = subprocess.Popen([sys.executable, "-m", "mama_monai.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         while not list((out / "checkpoints").glob("last_*.pt")):

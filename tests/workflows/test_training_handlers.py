@@ -168,9 +168,13 @@ def test_ctrl_c_during_a_validation_lets_the_block_finish_and_its_checkpoint_be_
     monkeypatch.setattr(NormalReconstructionError, "compute", compute)
     parser = _parser("autoencoder", tiny, **{"training#iterations": 30})
     splits = prepare_splits(parser)
-    with pytest.raises(KeyboardInterrupt):
-        train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job starts with it ignored
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_model(parser, splits["train"], splits["val"], tmp_path, DistributedContext(), progress=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert len(computed) == 1  # the first validation finished; no second one began
     assert [p.name for p in (tmp_path / "checkpoints").glob("last_*.pt")] == ["last_checkpoint_epoch=1.pt"]
     assert not (tmp_path / "model.pt").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
