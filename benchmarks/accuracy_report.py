@@ -252,15 +252,33 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
+#: the heading under which notes are written by hand after a run; ``--report-only`` keeps them
+NOTES_HEADING = "## Notes on this run"
+
+
+def _hand_notes(path: Path) -> list[str]:
+    """The lines of ``path`` from :data:`NOTES_HEADING` to the end (none if it has no such section)."""
+    if not path.is_file():
+        return []
+    text = path.read_text().splitlines()
+    start = next((i for i, line in enumerate(text) if line.startswith(NOTES_HEADING)), None)
+    return [] if start is None else text[start:]
+
+
 def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds: float) -> Path:
-    """``out/accuracy.md``, ``out/accuracy/results.json`` and the PNGs beside it."""
+    """``out/accuracy.md``, ``out/accuracy/results.json`` and the PNGs beside it. A new run's report
+    starts without notes (those of the previous run described other rows); rewritten from
+    ``results.json`` (``--report-only``: rows without ``_scores``) it keeps the notes written by hand
+    under :data:`NOTES_HEADING`."""
     folder = out / "accuracy"
+    notes: list[str] = []
     if any("_scores" in r for r in rows):
         figures = _figures(rows, folder)
         plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         (folder / "results.json").write_text(json.dumps({"settings": settings, "rows": plain}, indent=1))
-    else:  # rewritten from results.json (--report-only): the figures of that run stay
+    else:  # rewritten from results.json (--report-only): the figures and hand notes of that run stay
         figures = sorted(p.name for p in folder.glob("*.png"))
+        notes = _hand_notes(out / "accuracy.md")
     groups = _group(rows)
     lines = [
         "# Detection accuracy: MAMA Net, the autoencoder and MemAE side by side",
@@ -318,6 +336,10 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
             lines += [f"## MAMA Net ablations ({TITLES_SHORT[task]}, {settings['ablation_size']} x {settings['ablation_size']}, seeds "
                       + ", ".join(map(str, settings["ablation_seeds"])) + ")", "",
                       *_ablation_table(rows, settings["ablation_seeds"], task), ""]  # fmt: skip
+    if notes:
+        while lines and not lines[-1]:
+            lines.pop()
+        lines += ["", *notes]
     path = out / "accuracy.md"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(lines) + "\n")

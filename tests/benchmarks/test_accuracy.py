@@ -148,3 +148,18 @@ def test_the_plan_runs_every_model_again_with_several_networks(option, key):
     assert len(jobs) == 2 * len(several)  # nothing of the other option
     assert accuracy._cost(several[0]) == 3 * accuracy._cost(dict(several[0], overrides={}))
     assert not [j for j in accuracy.plan(argparse.Namespace(**{**vars(args), option: 1})) if j["variant"] != "main"]
+
+
+def test_report_only_keeps_the_notes_written_by_hand_and_the_tables_it_rewrites(tmp_path):
+    # the saved rows of the shipped run, rewritten twice: the second time after notes were added
+    saved = json.loads((ROOT / "docs" / "accuracy" / "results.json").read_text())
+    (tmp_path / "accuracy").mkdir()
+    (tmp_path / "accuracy" / "results.json").write_text(json.dumps(saved))
+    assert accuracy.main(["--report-only", "--output", str(tmp_path)]) == 0
+    report = (tmp_path / "accuracy.md").read_text()
+    assert accuracy_report.NOTES_HEADING not in report  # none yet
+    notes = f"{accuracy_report.NOTES_HEADING} (written by hand after it)\n\n- a note with a figure 0.123\n"
+    (tmp_path / "accuracy.md").write_text(report.replace("| MAMA Net (compact) |", "| edited by hand |", 1) + "\n" + notes)
+    assert accuracy.main(["--report-only", "--output", str(tmp_path)]) == 0
+    again = (tmp_path / "accuracy.md").read_text()
+    assert again == report.rstrip("\n") + "\n\n" + notes  # the tables rewritten as before, the notes kept once
