@@ -3,11 +3,11 @@
 Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when SIGINT arrives:
 possibly inside a handler (a validation half-recorded, TensorBoard's event-writer queue holding
 its lock, a checkpoint being renamed into place). :func:`interrupt_between_iterations` defers
-the first Ctrl-C: the engine finishes the iteration
-it is in (and any validation / checkpoint / logging handler running at that moment), then raises
-``KeyboardInterrupt`` from an ``ITERATION_STARTED`` / ``ITERATION_COMPLETED`` boundary, where no
-handler holds anything (or when the engine returns, if the signal came after its last
-iteration). A second Ctrl-C raises at once, as usual.
+the first Ctrl-C: the engine finishes the iteration it is in (and any validation, checkpoint or
+logging handler running at that moment), then raises ``KeyboardInterrupt`` from an
+``ITERATION_STARTED`` / ``ITERATION_COMPLETED`` boundary, where no handler holds anything (or
+when the engine returns, if the signal came after its last iteration). A second Ctrl-C raises at
+once, as usual.
 """
 
 from __future__ import annotations
