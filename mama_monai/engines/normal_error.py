@@ -29,8 +29,12 @@ class NormalReconstructionError(Metric):
             :class:`~mama_monai.engines.evaluator.AnomalyEvaluator`'s batched output.
         device: where the running sums live.
 
-    Under DDP the sums are reduced over the processes (every process validating the same slices
-    leaves the mean unchanged). A pass without a normal case raises ``NotComputableError``.
+    Under DDP the sums are reduced over the processes, so every process gets the same number and
+    makes the same checkpoint and early-stopping decision. Each process validates the same slices
+    but with its own BatchNorm statistics (DDP broadcasts buffers before each training forward,
+    then each process updates them with its own batch), so the number is the mean over the
+    processes' copies, within about 1 % of rank 0's (the one saved; 0.0754 against 0.0759 in the
+    two-process torchrun test). A pass without a normal case raises ``NotComputableError``.
     """
 
     def __init__(
