@@ -273,13 +273,13 @@ def checkpoint_choice(cfg: dict[str, Any]) -> str:
 
 def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext, choice: str) -> None:
     """Load the best network by ``choice``'s criterion (lowest held-out normal error, or best
-    validation AUROC where validation has lesions; nothing for ``"last"``) into ``run.network``,
-    in eval mode."""
+    validation AUROC) into ``run.network``, in eval mode; nothing for ``"last"``, nor where no
+    validation row carried the criterion (``val_auroc`` without lesions in validation), so a
+    ``best_network.pt`` left by an earlier run in the folder is never taken."""
     if ctx.enabled:  # rank 0 has finished writing best_network.pt before any rank reads it
         torch.distributed.barrier()
     best = ckpt_dir / "best_network.pt"
-    selects = choice == "normal_error" or (choice == "val_auroc" and run.has_anomalies)
-    if selects and best.is_file():
+    if choice != "last" and run.progress.best is not None and best.is_file():
         run.network.load_state_dict(torch.load(best, map_location=ctx.device, weights_only=True))
     run.network.eval()
 

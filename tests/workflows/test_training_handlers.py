@@ -139,8 +139,6 @@ def test_checkpoint_val_auroc_reloads_the_best_network_and_last_keeps_the_last(t
 
 
 def test_an_unknown_checkpoint_choice_is_refused_before_training(tiny, tmp_path):
-    import pytest
-
     parser = _parser("autoencoder", tiny, **{"training#checkpoint": "best"})
     splits = prepare_splits(parser)
     with pytest.raises(ValueError, match=r"training#checkpoint must be one of \['normal_error', 'val_auroc', 'last'\], got 'best'"):
@@ -178,3 +176,22 @@ def test_ctrl_c_during_a_validation_lets_the_block_finish_and_its_checkpoint_be_
     assert len(computed) == 1  # the first validation finished; no second one began
     assert [p.name for p in (tmp_path / "checkpoints").glob("last_*.pt")] == ["last_checkpoint_epoch=1.pt"]
     assert not (tmp_path / "model.pt").exists()
+
+
+def test_val_auroc_without_lesions_keeps_the_last_network_not_a_stale_best_file(tiny, tmp_path):
+    # no lesion in validation: no AUROC, so nothing is 'best' by it; a best_network.pt that an earlier
+    # run left in the folder (here: random weights) must not be loaded in place of the last network
+    over = {"training#iterations": 20, "data#simulated_validation_anomalies": False}
+    parser = _parser("autoencoder", tiny, **over, **{"training#checkpoint": "val_auroc"})
+    splits = prepare_splits(parser)
+    assert {it["label"] for it in splits["val"]} == {0}
+    stale = tmp_path / "run" / "checkpoints" / "best_network.pt"
+    stale.parent.mkdir(parents=True)
+    stale_weights = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in parser.get_parsed_content("network_def").state_dict().items()}
+    torch.save(stale_weights, stale)
+    result = train_model(parser, splits["train"], splits["val"], tmp_path / "run", DistributedContext(), progress=False)
+    last = train_model(_parser("autoencoder", tiny, **over, **{"training#checkpoint": "last"}), splits["train"], splits["val"],
+                       tmp_path / "last", DistributedContext(), progress=False)  # fmt: skip
+    assert all(torch.equal(v, last.network.state_dict()[k]) for k, v in result.network.state_dict().items())
+    left = torch.load(stale, weights_only=True)
+    assert all(torch.equal(left[k], v) for k, v in stale_weights.items())  # no validation was 'best': nothing rewrote it
