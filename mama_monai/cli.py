@@ -84,7 +84,7 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Load each PATH as training did (the model's preset and size), score its axial slices, and write "
             "DIR/<case>/anomaly_map.nii.gz on the input's own grid (overlays the original in ITK-SNAP / 3D Slicer), "
-            "DIR/<case>/anomaly_mask.nii.gz (map >= threshold), DIR/<case>/overlay.png (the highest-scoring slice), "
+            "DIR/<case>/anomaly_mask.nii.gz (map >= threshold), DIR/<case>/overlay.png (the slice that gave the case score), "
             "for DICOM inputs DIR/<case>/dicom/ (SEG, parametric map, SR), and the report: DIR/index.html, "
             "DIR/scores.csv and DIR/scores.json. "
             "A case's score is the maximum of its slice scores; it is labelled anomalous when score >= the "

@@ -26,7 +26,7 @@ highdicom builds the objects from the source slices' own headers.
 - ``sr.dcm``, **Comprehensive 3D SR, TID 1500 Measurement Report** with one volumetric ROI
   (TID 1411) that references the SEG's segment and the source series: measurements "anomaly
   score" (the case score) and "anomaly threshold", the qualitative finding Normal / Abnormal
-  (SCT) as labelled, and the image of the highest-scoring slice as the score's source image; the
+  (SCT) as labelled, and the image of the slice that gave the case score as the score's source image; the
   algorithm identification as in the SEG; the SEG and the parametric map are listed in its
   evidence. Codes for the score and threshold are our own, in the declared
   private coding scheme ``99MAMAMONAI``.
@@ -82,10 +82,10 @@ class CaseSummary:
     """What the objects say about a scored case.
 
     Attributes:
-        score: the case score (maximum slice score).
+        score: the case score (the maximum slice score over the counted slices, :mod:`mama_monai.evaluation.case_score`).
         threshold: the model's calibrated threshold.
         label_name: ``"anomalous"`` or ``"normal"``.
-        max_slice: index of the highest-scoring slice along the last axis of the map.
+        max_slice: index of the slice that gave the case score along the last axis of the map.
         model_sha256: the model file's sha256 (prefix).
     """
 

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from mama_monai.evaluation import best_f1_threshold, calibrate_threshold, youden_threshold
+from mama_monai.evaluation.case_score import DEFAULT_FACTOR, SliceCoverage
 
 __all__ = ["calibrate_thresholds"]
 
 logger = logging.getLogger(__name__)
 
 
-def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float) -> dict[str, Any]:
+def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float, slice_coverage: float = DEFAULT_FACTOR) -> dict[str, Any]:
     """The model's decision thresholds, from the held-out *normal* validation slices only.
 
     ``value`` is the ``quantile`` of their scores (the configured reduction); ``mean_error`` the
@@ -35,6 +36,9 @@ def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float) -> dict[st
         val: :func:`~mama_monai.engines.evaluator.score_items` output of the validation slices
             (``score``, ``label``, ``image``, ``pred``).
         quantile: in ``(0, 1]``.
+        slice_coverage: ``scoring#slice_coverage``, the factor of the case-score rule
+            (:class:`~mama_monai.evaluation.case_score.SliceCoverage`): stored as
+            ``slice_coverage`` with the smallest body fraction of the validation normals' maps.
     """
     normal = val["label"] == 0
     scores = val["score"][normal]
@@ -47,6 +51,7 @@ def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float) -> dict[st
         "quantile": float(quantile),
         "n_normals": int(scores.size),
         "mean_error": {"value": float(paper.value), "method": paper.method},
+        "slice_coverage": SliceCoverage.calibrate(val["map"][normal], slice_coverage).as_entry(),
     }
     needed = int(np.ceil(1.0 / (1.0 - quantile) - 1e-9)) if quantile < 1 else 1
     if scores.size < needed:

@@ -1,7 +1,7 @@
 """Per-case figures of ``score``'s report: a strip of slices with the map overlaid, and the slice-score curve.
 
 The strip shows up to ``max_panels`` slices evenly spread over the case, always including the
-highest-scoring one (outlined in red), each as the model saw it (the preset's intensities at the
+slice that gave the case score (outlined in red), each as the model saw it (the preset's intensities at the
 model size) with the anomaly map as a heat overlay whose opacity ramps from 0 to 0.6 at twice the
 threshold (the overlay PNG's scale) and the region ``map >= threshold`` outlined in cyan. Panels
 show ``(W, H)`` slices transposed, rows = image rows, as DICOM viewers show an axial slice.
@@ -49,6 +49,7 @@ def slice_strip_png(
     path: str | os.PathLike,
     max_panels: int = 12,
     columns: int = 6,
+    top: int | None = None,
 ) -> Path:
     """Write the slice strip (module docstring).
 
@@ -60,11 +61,12 @@ def slice_strip_png(
         path: output ``.png``.
         max_panels: most slices shown (default 12).
         columns: panels per row (default 6).
+        top: the slice that decided the case score, always shown, framed red (default: the maximum).
     """
     pictures, maps, slice_scores = np.asarray(pictures), np.asarray(maps), np.asarray(slice_scores)
     if pictures.shape != maps.shape or pictures.ndim != 3 or len(slice_scores) != len(pictures):
         raise ValueError(f"pictures and maps must be (N, W, H) with N slice scores, got {pictures.shape}, {maps.shape}, {slice_scores.shape}.")
-    top = int(np.argmax(slice_scores))
+    top = int(np.argmax(slice_scores)) if top is None else int(top)
     indices = strip_indices(len(pictures), top, max_panels)
     cols = min(columns, len(indices))
     rows = math.ceil(len(indices) / cols)
@@ -93,15 +95,27 @@ def slice_strip_png(
     return save_png_atomic(fig, path, dpi=90)
 
 
-def slice_score_curve_png(slice_scores: np.ndarray, threshold: float, path: str | os.PathLike, title: str = "") -> Path:
-    """Write the slice score against the slice index, with the threshold and the maximum marked."""
+def slice_score_curve_png(
+    slice_scores: np.ndarray,
+    threshold: float,
+    path: str | os.PathLike,
+    title: str = "",
+    counted: np.ndarray | None = None,
+    top: int | None = None,
+) -> Path:
+    """Write the slice score against the slice index, with the threshold and the case's slice
+    ``top`` (default: the maximum) marked; slices where ``counted`` is False (not in the case
+    score, :mod:`mama_monai.evaluation.case_score`) are drawn as grey crosses."""
     scores = np.asarray(slice_scores, dtype=np.float64)
-    top = int(np.argmax(scores))
+    top = int(np.argmax(scores)) if top is None else int(top)
     fig = new_figure(6.0, 2.4)
     ax = fig.add_subplot()
     ax.plot(np.arange(len(scores)), scores, marker="." if len(scores) < 60 else None, color="tab:blue", label="slice score")
+    if counted is not None and not np.all(counted):
+        out = np.flatnonzero(~np.asarray(counted, dtype=bool))
+        ax.plot(out, scores[out], "x", color="0.5", label="not counted (little body)")
     ax.axhline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:.3g}")
-    ax.plot([top], [scores[top]], "o", color="red", label=f"maximum, slice {top}")
+    ax.plot([top], [scores[top]], "o", color="red", label=f"case score, slice {top}")
     ax.set_xlabel("slice (last axis)")
     ax.set_ylabel("score")
     ax.legend(fontsize=7, loc="best")

@@ -102,9 +102,15 @@ def _case_section(case: dict[str, Any]) -> str:
     warnings = "".join(f'<li class="warn">{_e(w)}</li>' for w in case.get("warnings") or [])
     return (
         f'<details open id="{_e(name)}"><summary>{_e(name)}: <span class="{_e(case["label_name"])}">{_e(case["label_name"])}</span>'
-        f" score {_num(case['score'])} (threshold {_num(case['threshold'])}), top slice {_e(case['max_slice'])} of "
-        f"{_e(case['num_slices'])}</summary><p>{link_html}</p>{f'<ul>{warnings}</ul>' if warnings else ''}{figures}</details>"
+        f" score {_num(case['score'])} (threshold {_num(case['threshold'])}), slice {_e(case['max_slice'])} of "
+        f"{_e(case['num_slices'])}{_uncounted(case)}</summary><p>{link_html}</p>{f'<ul>{warnings}</ul>' if warnings else ''}{figures}</details>"
     )
+
+
+def _uncounted(case: dict[str, Any]) -> str:
+    """``; N slices not counted (too little body)`` where the case score left slices out."""
+    n = len(case.get("slices_not_counted") or [])
+    return f"; {n} slice{'s' if n > 1 else ''} not counted (too little body)" if n else ""
 
 
 def write_score_page(output_dir: str | os.PathLike, report: dict[str, Any]) -> Path:

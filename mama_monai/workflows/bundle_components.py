@@ -37,6 +37,8 @@ import torch
 from monai.bundle import ConfigParser
 from monai.inferers import Inferer
 
+from mama_monai.evaluation.case_score import SliceCoverage, body_fractions
+
 __all__ = ["ModelPostprocessing", "ModelPreprocessing", "SlicewiseInferer", "TrainingSlices", "input_items", "model_network"]
 
 logger = logging.getLogger(__name__)
@@ -123,16 +125,19 @@ class SlicewiseInferer(Inferer):
 
 class ModelPostprocessing:
     """``postprocessing``: ``{"image", "pred"}`` (one case, ``(C, W, H[, D])``) -> adds ``map``
-    (``(1, W, H[, D])``, the model file's AnomalyMap) and ``slice_scores`` (one per slice of the last
-    axis), as ``mama-monai score`` computes them; the case score is their maximum."""
+    (``(1, W, H[, D])``, the model file's AnomalyMap), ``slice_scores`` (one per slice of the last
+    axis), ``slice_counted`` (whether each slice counts toward the case score) and ``score`` (the
+    case score), as ``mama-monai score`` computes them (:mod:`mama_monai.evaluation.case_score`)."""
 
     def __init__(self, ckpt_path: str | os.PathLike) -> None:
         self.ckpt_path = ckpt_path
         self._anomaly = None
+        self._coverage = None
 
     def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
         if self._anomaly is None:
-            self._anomaly = _model(self.ckpt_path)[1].anomaly_map()
+            spec = _model(self.ckpt_path)[1]
+            self._anomaly, self._coverage = spec.anomaly_map(), SliceCoverage.from_threshold(spec.threshold_entry)
         image, pred = torch.as_tensor(data["image"]).float(), torch.as_tensor(data["pred"]).float()
         if image.ndim == 3:
             image, pred = image[..., None], pred[..., None]
@@ -143,6 +148,9 @@ class ModelPostprocessing:
         out = dict(data)
         out["map"] = volume[..., 0] if torch.as_tensor(data["image"]).ndim == 3 else volume
         out["slice_scores"] = scores
+        case = self._coverage.case_score(scores.cpu().numpy(), body_fractions(maps.cpu().numpy()))
+        out["slice_counted"] = torch.as_tensor(case.counted)
+        out["score"] = case.score
         return out
 
 

@@ -13,9 +13,10 @@ Output layout (``output_dir``)::
     scores.json                 the same cases with slice scores, plus the model, failures, warnings
     <case>/anomaly_map.nii.gz   the anomaly map on the input's own grid (shape, spacing, affine), float32
     <case>/anomaly_mask.nii.gz  uint8 label map, 1 where anomaly_map >= threshold (same grid): a segmentation
-    <case>/overlay.png          the slice with the highest score, the map as a heat overlay
-    <case>/slices.png           up to 12 slices (always the top one) with the map overlaid
-    <case>/slice_scores.png     the slice score along the case, the threshold and the maximum
+    <case>/overlay.png          the slice that decided the case score, the map as a heat overlay
+    <case>/slices.png           up to 12 slices (always the case's slice) with the map overlaid
+    <case>/slice_scores.png     the slice score along the case, the threshold and the case's slice;
+                                slices that do not count toward the case score (too little body) grey
     <case>/dicom/seg.dcm, parametric_map.dcm, sr.dcm
                                 DICOM inputs only (default; ``dicom_output=False`` / --no-dicom-output
                                 turns them off): :mod:`mama_monai.clinical.dicom_outputs`
@@ -75,6 +76,7 @@ from mama_monai.data.slicing import slice_volume, stack_slices
 from mama_monai.engines.evaluator import score_items
 from mama_monai.engines.model_spec import ModelSpec, load_model_spec
 from mama_monai.workflows.devices import resolve_device
+from mama_monai.evaluation.case_score import CaseScore, SliceCoverage, body_fractions
 from mama_monai.evaluation.images import overlay_png
 from mama_monai.evaluation.metrics import normality_scores
 from mama_monai.outputs import OutputExistsError, existing_results, lock_output, refuse_to_replace
@@ -89,7 +91,7 @@ logger = logging.getLogger(__name__)
 #: Columns of ``scores.csv``; ``input_index`` is the input's 1-based position on the command line.
 REPORT_COLUMNS = (
     "case", "input_index", "status", "score", "normality", "label", "label_name", "threshold",
-    "threshold_method", "max_slice", "num_slices", "model", "model_sha256", "warnings", "error",
+    "threshold_method", "max_slice", "num_slices", "slices_counted", "model", "model_sha256", "warnings", "error",
 )  # fmt: skip
 #: Columns appended with ``include_identifiers=True``: the input path as given and the DICOM PatientID.
 IDENTIFIER_COLUMNS = ("input", "patient_id")
@@ -124,6 +126,7 @@ class _Scorer:
         self.preset, self.in_channels = spec.preset, spec.network_def.get("in_channels")
         self.preprocess = spec.preprocessor()
         self.anomaly = spec.anomaly_map().to(device)
+        self.coverage = SliceCoverage.from_threshold(spec.threshold_entry)
 
     def __call__(self, path: str, series_uid: str | None) -> dict[str, Any]:
         data = self.preprocess({"image": path, "series_uid": series_uid})
@@ -140,7 +143,8 @@ class _Scorer:
         if not np.all(np.isfinite(slice_scores)):
             raise ValueError("the network produced non-finite values (NaN or inf) for this input.")
         canonical = stack_slices(maps, reference=slices[0].meta, grid="original")
-        k = int(np.argmax(slice_scores))
+        case = self.coverage.case_score(slice_scores, body_fractions(out["map"]))
+        k = case.slice_index
         map2d = canonical.as_tensor()[0].numpy()
         map2d = map2d if map2d.ndim == 2 else map2d[..., k]
         volume = restore_orientation(canonical, image.meta.get("source_axcodes"))  # the file's own voxel grid
@@ -154,6 +158,7 @@ class _Scorer:
             "map": array,
             "affine": np.asarray(volume.affine, dtype=np.float64),
             "slice_scores": slice_scores,
+            "case": case,
             "max_slice": k,
             "overlay": (picture, map2d),
             "modality": str(image.meta.get("modality", "") or "").upper(),
@@ -175,11 +180,10 @@ def score_cases(
 ) -> dict[str, Any]:
     """Score each input with the model at ``model_path``; write maps, overlays and the run report.
 
-    The **case score is the maximum of the slice scores** (each by the model's ``AnomalyMap``
-    reduction); the label is ``score >= threshold`` (the model's, calibrated on held-out normal
-    slices): a case is anomalous when any slice is. ``max_slice`` is that slice's index along the
-    last axis of the input as loaded. The normality (paper Eq. 14) rescales this run's scores to
-    [0, 1] (1 = most normal): for reports only, it changes with the set of cases.
+    The **case score is the maximum slice score over the slices with enough body**
+    (:mod:`mama_monai.evaluation.case_score`; ``max_slice`` is that slice along the last axis as
+    loaded); the label is ``score >= threshold`` (calibrated on held-out normal slices). The
+    normality (paper Eq. 14) rescales this run's scores to [0, 1]: for reports only.
 
     Args:
         model_path: a model file written by :func:`~mama_monai.engines.checkpoint.save_model`.
@@ -280,6 +284,18 @@ class _Run:
             notes.append(f"input modality {modality} differs from the model's {self.modality}; scored with --force.")
         return notes
 
+    @staticmethod
+    def _coverage_notes(case: CaseScore, slice_scores: np.ndarray, threshold: float) -> list[str]:
+        """Warnings about the slices the case score did not count (:mod:`mama_monai.evaluation.case_score`)."""
+        if case.all_counted_by_fallback:
+            return ["no slice shows as much body as the model's validation slices (another field of view or "
+                    "anatomy?): every slice counted."]  # fmt: skip
+        above = [int(i) for i in np.flatnonzero(~case.counted & (np.asarray(slice_scores) >= threshold))]
+        if above:
+            return [f"slice(s) {', '.join(map(str, above))} score above the threshold but show less body than the "
+                    "model's validation slices, so they do not count toward the case score; review them."]  # fmt: skip
+        return []
+
     def score(self, item: ScoreInput, output_dir: Path, series_uid: str | None) -> dict[str, Any]:
         """Score one input and write its map and overlay; the report row without the identity keys."""
         with warnings.catch_warnings(record=True) as caught:  # re-issued redacted, in the report
@@ -291,14 +307,19 @@ class _Run:
         amap = np.asarray(result["map"], dtype=np.float32)  # exactly what anomaly_map.nii.gz holds
         write_nifti(case_dir / "anomaly_map.nii.gz", amap, result["affine"], np.float32)
         write_nifti(case_dir / "anomaly_mask.nii.gz", amap >= np.float32(threshold), result["affine"], np.uint8)
-        score = float(result["slice_scores"].max())
+        case = result["case"]
+        score = case.score
         label = int(score >= threshold)
+        notes += self._coverage_notes(case, result["slice_scores"], threshold)
         label_name = "anomalous" if label else "normal"
         summary = (score, threshold, label_name, result["max_slice"], self.model["sha256"])
         dicom = self._dicom(item, series_uid, amap, result["affine"], summary, case_dir / "dicom", notes)
         pictures, model_maps = result["model_slices"]
-        slice_strip_png(pictures, model_maps, result["slice_scores"], threshold, case_dir / "slices.png")
-        slice_score_curve_png(result["slice_scores"], threshold, case_dir / "slice_scores.png", title=f"{name}: slice scores")
+        slice_strip_png(pictures, model_maps, result["slice_scores"], threshold, case_dir / "slices.png", top=case.slice_index)
+        slice_score_curve_png(
+            result["slice_scores"], threshold, case_dir / "slice_scores.png", title=f"{name}: slice scores",
+            counted=case.counted, top=case.slice_index,
+        )  # fmt: skip
         picture, map2d = result["overlay"]
         # with a max or percentile score the case is anomalous where the map exceeds the threshold: show that region
         by_max = self.reduction in ("max", "percentile") and threshold > 0
@@ -314,6 +335,8 @@ class _Run:
             "case": name, "status": "ok", "score": score, "normality": None, "label": label,
             "label_name": label_name, "threshold": threshold, "threshold_method": self.method,
             "max_slice": result["max_slice"], "num_slices": int(result["slice_scores"].size),
+            "slices_counted": int(case.counted.sum()),
+            "slices_not_counted": [int(i) for i in np.flatnonzero(~case.counted)],
             "model": self.model["file"], "model_sha256": self.model["sha256"], "warnings": notes, "error": "",
             "slice_scores": [float(s) for s in result["slice_scores"]],
             "anomaly_map": f"{name}/anomaly_map.nii.gz", "anomaly_mask": f"{name}/anomaly_mask.nii.gz",
@@ -357,10 +380,15 @@ class _Run:
                 "scoring": scoring,
             },
             "definitions": {
-                "score": f"maximum over the case's slices of the slice score ({self.reduction} of the smoothed squared error map)",
+                "score": (
+                    f"maximum of the slice score ({self.reduction} of the smoothed squared error map) over the slices that "
+                    f"count: body fraction >= {self.scorer.coverage.floor:.4g} ({self.scorer.coverage.factor:g} x the smallest of "
+                    "the model's validation normals; every slice where none does)"
+                ),
+                "slices_not_counted": "0-based indices of the slices with less body than that: scored and mapped, not in the case score",
                 "label": "1 (anomalous) when score >= threshold, else 0 (normal)",
                 "normality": "paper Eq. 14 over the scored cases of this run (1 = most normal); for reports only",
-                "max_slice": "0-based index of the highest-scoring slice along the last axis of the input as loaded",
+                "max_slice": "0-based index of the slice that gave the score (the highest-scoring counted slice) along the last axis of the input as loaded",
                 "input_index": "1-based position of the input on the command line (the inputs' names are not reported)",
                 "anomaly_mask": "1 where the anomaly map (as written, float32) >= threshold, else 0; the region of the DICOM SEG",
                 "dicom": "DICOM SEG, Parametric Map and SR of DICOM inputs (null for NIfTI and PNG/JPEG inputs: no study to attach to)",

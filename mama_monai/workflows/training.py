@@ -45,6 +45,7 @@ from mama_monai.engines.input_noise import CoarseNoise
 from mama_monai.engines.interrupt import interrupt_between_iterations
 from mama_monai.engines.normal_error import NormalReconstructionError
 from mama_monai.engines.post_processing import calibrate_thresholds
+from mama_monai.evaluation.case_score import DEFAULT_FACTOR
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
 from mama_monai.engines.training_handlers import LAST_CHECKPOINT_PREFIX, attach_checkpointing, attach_logging, attach_resume
 from mama_monai.engines.training_progress import TrainingProgress, ValidationRecorder
@@ -356,6 +357,7 @@ def train_model(
             f"training#restarts = {restarts} and training#ensemble = {members}: choose one (restarts keeps the best "
             "of K networks, ensemble keeps all K and averages them)."
         )
+    slice_coverage(parser.get_parsed_content("scoring"))  # a bad value fails before training
     if restarts > 1:
         return train_with_restarts(parser, train_items, val_items, output_dir, ctx, restarts, resume, progress)
     if members > 1:
@@ -510,7 +512,7 @@ def train_ensemble(
     cfg, scoring = parser.get_parsed_content("training"), parser.get_parsed_content("scoring")
     amp = _amp(cfg, ctx)
     val = score_items(ensemble, AnomalyMap(2, **anomaly_map_args(scoring)), val_items, ctx.device, int(cfg["batch_size"]), amp)
-    threshold = calibrate_thresholds(val, float(scoring["threshold_quantile"]))
+    threshold = _calibrate(val, scoring)
     error = normal_mse(val)
     logger.info("ensemble of %d networks: held-out normal error %.5f (members %s)", members, error,
                 ", ".join(f"{r['val_normal_mse']:.5f}" for r in record))  # fmt: skip
@@ -535,6 +537,23 @@ def _save_kept_run(kept: TrainResult, path: Path, extra_metrics: dict[str, Any],
     if ctx.enabled:
         torch.distributed.barrier()
     return model_path
+
+
+def slice_coverage(scoring: dict[str, Any]) -> float:
+    """``scoring#slice_coverage``, checked (default 0.5): the factor of the case-score rule
+    (:class:`~mama_monai.evaluation.case_score.SliceCoverage`)."""
+    value = scoring.get("slice_coverage", DEFAULT_FACTOR)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(
+            f"scoring#slice_coverage must be a number in [0, 1] (a slice counts toward a volume's score when its body "
+            f"fraction is >= this x the smallest of the validation normals'; 0 = every slice), got {value!r}."
+        )
+    return float(value)
+
+
+def _calibrate(val: dict[str, Any], scoring: dict[str, Any]) -> dict[str, Any]:
+    """The threshold entry of a model file from the scored validation slices and the ``scoring`` section."""
+    return calibrate_thresholds(val, float(scoring["threshold_quantile"]), slice_coverage(scoring))
 
 
 def normal_mse(scored: dict[str, Any]) -> float | None:
@@ -571,7 +590,7 @@ def _train_once(
     _best_network(run, ckpt_dir, ctx, choice)
     batch_size = int(cfg["batch_size"])
     val = score_items(run.eval_network, run.anomaly_map, val_items, ctx.device, batch_size, run.amp, run.memory_format)
-    threshold = calibrate_thresholds(val, float(parser.get_parsed_content("scoring")["threshold_quantile"]))
+    threshold = _calibrate(val, parser.get_parsed_content("scoring"))
     model_path = _save(parser, run, output_dir, threshold) if ctx.is_main else None
     if ctx.enabled:
         torch.distributed.barrier()

@@ -172,6 +172,8 @@ def test_inference_workflow_gives_the_maps_and_scores_of_mama_monai_score(inputs
             pred = wf.inferer(item["image"].as_tensor()[None].float(), wf.network_def)[0]
         out = wf.postprocessing({"image": item["image"].as_tensor(), "pred": pred})
         np.testing.assert_allclose(out["slice_scores"].double().numpy(), bundle[k]["slice_scores"], rtol=1e-5, atol=1e-8)
+        assert out["score"] == pytest.approx(bundle[k]["score"], rel=1e-5)  # the case score, by the same rule
+        assert np.flatnonzero(~out["slice_counted"].numpy()).tolist() == bundle[k]["slices_not_counted"]
     # the NRRD's map lies on the NIfTI's grid (same voxels in world space)
     nrrd_map, nifti_map = (nib.load(tmp_path / "bundle" / c["anomaly_map"]) for c in bundle[1::-1])
     np.testing.assert_allclose(nrrd_map.affine, nifti_map.affine, atol=1e-4)

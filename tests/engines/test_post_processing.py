@@ -17,7 +17,8 @@ def _val(normal_scores, lesion_scores, normal_errors, lesion_errors):
     errors = np.array([*normal_errors, *lesion_errors], dtype=np.float64)
     image = np.full((len(scores), 1, 2, 2), 0.5)
     pred = 0.5 - np.sqrt(errors)[:, None, None, None] * np.ones((1, 1, 2, 2))  # (image - pred)^2 = error in every pixel
-    return {"score": scores, "label": labels, "image": image, "pred": pred}
+    maps = np.ones((len(scores), 1, 2, 2))  # every pixel in the body
+    return {"score": scores, "label": labels, "image": image, "pred": pred, "map": maps}
 
 
 def test_thresholds_are_quantiles_of_the_validation_normals_never_of_the_lesions():
@@ -65,3 +66,14 @@ def test_youden_and_best_f1_points_differ_where_false_positives_are_cheap_for_on
     t = calibrate_thresholds(_val(np.array(normals, float), [25.0, 40.0], [0.1] * 23, [1.0, 1.0]), 0.95)
     assert t["youden_on_validation"] == {"value": 25.0, "method": "youden"}
     assert t["best_f1_on_validation"] == {"value": 40.0, "method": "best_f1"}
+
+
+def test_slice_coverage_stores_the_smallest_body_fraction_of_the_normals_never_of_the_lesions():
+    # 4 x 4 maps: normals with 16, 8 and 12 body pixels (fractions 1, 0.5, 0.75), a lesion slice with 2
+    val = _val([1.0, 2.0, 3.0], [9.0], [0.1] * 3, [0.2])
+    val["map"] = np.zeros((4, 1, 4, 4))
+    for k, pixels in enumerate((16, 8, 12, 2)):
+        val["map"][k, 0].flat[:pixels] = 0.3
+    t = calibrate_thresholds(val, 0.5, slice_coverage=0.4)
+    assert t["slice_coverage"] == {"factor": 0.4, "min_normal_fraction": 0.5, "floor": pytest.approx(0.2)}
+    assert calibrate_thresholds(val, 0.5)["slice_coverage"]["factor"] == 0.5  # the default

@@ -228,3 +228,43 @@ def test_cli_score_writes_the_report_and_says_where(inputs, tmp_path, capsys):
         "--include-identifiers",
     ):
         assert option in helptext
+
+
+def test_the_case_score_skips_slices_with_less_body_than_the_models_normals(tmp_path):
+    """The real brain T1 (78 slices, the ends of the head nearly empty) scored with models whose
+    threshold entries store the slice-coverage rule: the slices below the floor are exactly those a
+    numpy foreground count of the preprocessed volume puts there, they are listed and not counted,
+    and the case score is the maximum over the others; without the entry every slice counts."""
+    from mama_monai.data.demo import load_demo_brain
+    from mama_monai.data.preprocessing import Preprocessor
+
+    brain = load_demo_brain()["image"]
+    scoring = {"sigma": 1.0, "reduction": "max", "foreground_threshold": 0.02, "border": 0}
+
+    def case(name: str, floor: float | None) -> dict:
+        entry = {"value": 0.3, "method": "quantile"}
+        if floor is not None:
+            entry["slice_coverage"] = {"factor": 1.0, "min_normal_fraction": floor, "floor": floor}
+        model = tiny_model_file(tmp_path / f"{name}.pt", entry, "MR", scoring=scoring, zero=True, preset="mri_t1")
+        return score_cases(model, [brain], tmp_path / name)["cases"][0]
+
+    volume = Preprocessor("mri_t1", [32, 32])({"image": str(brain)})["image"].as_tensor()[0]  # (W, H, D)
+    fractions = (volume > 0.02).float().mean(dim=(0, 1)).numpy()  # the zero network's map is > 0 exactly there
+    every = case("every", None)
+    scores = np.asarray(every["slice_scores"])
+    assert every["slices_not_counted"] == [] and every["score"] == float(scores.max())
+    # a floor of 0.15: the two ends of the head do not count
+    ends = case("ends", 0.15)
+    low = [int(i) for i in np.flatnonzero(fractions < 0.15)]
+    assert low[:2] == [0, 1] and low[-1] == 77 and 0 < len(low) < 30
+    assert ends["slices_not_counted"] == low and ends["slices_counted"] == 78 - len(low)
+    assert ends["slice_scores"] == every["slice_scores"]  # the rule changes the case score only
+    # a floor just above the body fraction of the highest-scoring slice: that slice no longer decides
+    top = int(np.argmax(scores))
+    floor = float(fractions[top]) + 1e-4
+    above = case("above", floor)
+    kept = np.flatnonzero(fractions >= floor)
+    assert top not in kept and len(kept) > 0
+    assert above["max_slice"] == int(kept[np.argmax(scores[kept])]) and above["score"] == float(scores[kept].max())
+    named = [int(i) for i in np.flatnonzero((fractions < floor) & (scores >= 0.3))]  # counted out, above the threshold
+    assert named and any(f"slice(s) {', '.join(map(str, named))} score above" in w for w in above["warnings"])

@@ -70,6 +70,24 @@ def test_slot_usage_and_threshold_are_recorded(tiny, tmp_path):
         "preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": None, "fold": None,
     }  # what scoring needs + the training split; no cache folder or worker count in a deployable file
     assert payload["config"]["validation"]["validation_lesion_mode"] == "tissue"
+    # the case-score rule: the smallest share of body (the score's foreground) among the validation normals' maps
+    from mama_monai.engines import AnomalyMap, anomaly_map_args, load_model
+
+    network = load_model(tmp_path / "model.pt")[0]
+    x = torch.stack([it["image"] for it in normals])
+    with torch.no_grad():
+        maps = AnomalyMap(2, **anomaly_map_args(parser.get_parsed_content("scoring"))).map(x, network(x))
+    fraction = float((maps > 0).float().flatten(1).mean(1).min())
+    assert payload["threshold"]["slice_coverage"] == {"factor": 0.5, "min_normal_fraction": pytest.approx(fraction), "floor": pytest.approx(fraction / 2)}
+    assert 0.2 < fraction < 1  # the demo CT's slices: air around the body is not foreground
+
+
+@pytest.mark.parametrize("value", [-0.1, 2])  # not a number at all: refused by the override check
+def test_a_bad_slice_coverage_is_refused_before_training(tiny, tmp_path, value):
+    parser = _parser("autoencoder", tiny, **{"scoring#slice_coverage": value})
+    with pytest.raises(ValueError, match=rf"scoring#slice_coverage must be a number in \[0, 1\] .*got {value!r}"):
+        train_model(parser, [], [], tmp_path, DistributedContext(), progress=False)
+    assert not any(tmp_path.iterdir())
 
 
 def _aurocs_falling(monkeypatch):
