@@ -34,6 +34,7 @@ import torch
 from monai.data import Dataset, MetaTensor
 from monai.transforms import Resize
 
+from mama_monai.data.body_crop import BODY_BOX, crop_in_plane
 from mama_monai.data.cache import PreprocessedCache, check_cache_dir
 from mama_monai.data.orientation import to_canonical
 from mama_monai.data.loading import load_image
@@ -112,26 +113,53 @@ class _FileLoader:
     worker; there, warnings are recorded and returned for the parent to re-issue.
     """
 
-    def __init__(self, preset: str, spatial_size: Sequence[int], cache_dir: Path | None) -> None:
-        self.preprocess = Preprocessor(preset, spatial_size)
+    def __init__(self, preset: str, spatial_size: Sequence[int], cache_dir: Path | None, crop_to_body: bool = True) -> None:
+        self.preprocess = Preprocessor(preset, spatial_size, crop_to_body)
         self.preset, self.spatial_size = preset, self.preprocess.spatial_size
         self.cache = None if cache_dir is None else PreprocessedCache(cache_dir)
+        self._boxes: dict[str, torch.Tensor] = {}  # the body box of each image preprocessed here
 
     def _image(self, path: str) -> torch.Tensor:
-        return _plain(self.preprocess({"image": path})["image"])
+        image = self.preprocess({"image": path})["image"]
+        if BODY_BOX in image.meta:
+            self._boxes[path] = torch.as_tensor(image.meta[BODY_BOX], dtype=torch.int64)
+        return _plain(image)
 
-    def _mask(self, path: str) -> torch.Tensor:
+    def _box(self, path: str) -> torch.Tensor:
+        """The image's body box (:mod:`mama_monai.data.body_crop`): kept from its preprocessing, or
+        found again (the image came from the cache, the box did not)."""
+        if path not in self._boxes:
+            self._image(path)
+        return self._boxes.pop(path)
+
+    def _mask(self, path: str, box: torch.Tensor | None) -> torch.Tensor:
         mask = _plain(to_canonical(load_image(path)))  # the image's voxel order (LoadMedicalImaged)
+        if box is not None:
+            mask = crop_in_plane(mask, box.tolist())  # the image's crop
         size = list(self.spatial_size) + ([-1] if mask.ndim == 4 else [])
         return (_plain(Resize(size, mode="nearest")(mask)) > 0).float()
 
     def _cached(self, path: str, kind: str, compute, counts: dict[str, int]) -> torch.Tensor:
         if self.cache is None:
             return compute()
-        key = self.cache.key(path, kind, self.spatial_size, self.preset if kind == "image" else None)
+        key = self.cache.key(path, kind, self.spatial_size, self.preset if kind != "mask" else None)
         tensor, hit = self.cache.get_or_compute(key, compute)
         counts["hits" if hit else "misses"] += 1
         return tensor
+
+    def _masks(self, path: str, mask_paths: Sequence[str], counts: dict[str, int]) -> dict[str, Any]:
+        """Each mask of the image at ``path``, cropped as the image was; a bad mask is its error text."""
+        box = None
+        if mask_paths and self.preprocess.crops:
+            box = self._cached(path, "body_box", lambda: self._box(path), counts)
+        kind = "mask" if box is None else "mask_in_box_" + "_".join(str(int(b)) for b in box)
+        masks: dict[str, Any] = {}
+        for mask_path in mask_paths:
+            try:
+                masks[mask_path] = self._cached(mask_path, kind, lambda p=mask_path: self._mask(p, box), counts)
+            except Exception as err:
+                masks[mask_path] = _describe(err)
+        return masks
 
     def __call__(self, job: dict[str, Any]) -> dict[str, Any]:
         in_worker = torch.utils.data.get_worker_info() is not None
@@ -146,11 +174,11 @@ class _FileLoader:
             except Exception as err:  # one bad file never stops the others
                 result["error"] = _describe(err)
             if result["error"] is None:
-                for mask_path in job["masks"]:
-                    try:
-                        result["masks"][mask_path] = self._cached(mask_path, "mask", lambda p=mask_path: self._mask(p), counts)
-                    except Exception as err:
-                        result["masks"][mask_path] = _describe(err)
+                try:
+                    result["masks"] = self._masks(path, job["masks"], counts)
+                except Exception as err:  # the image's box could not be found again
+                    result["masks"] = {m: _describe(err) for m in job["masks"]}
+            self._boxes.pop(job["path"], None)
         if in_worker:
             result["warnings"] = [(w.category, str(w.message), w.filename, w.lineno) for w in caught]
         return result
@@ -320,12 +348,12 @@ def load_case_slices(
     num_workers: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     stats: dict[str, Any] | None = None,
+    crop_to_body: bool = True,
 ) -> tuple[list[dict[str, Any]], list[CaseFailure]]:
     """Preprocessed slices of ``cases``.
 
     Args:
-        manifest: the manifest the cases come from (its ``root`` resolves their paths).
-        cases: the cases to load.
+        manifest, cases: the cases to load, from ``manifest`` (its ``root`` resolves their paths).
         preset: a preprocessing preset name (:func:`~mama_monai.data.presets.list_presets`).
         spatial_size: model input size ``(H, W)``.
         num_workers: loader processes decoding files in parallel; ``0`` loads in this process;
@@ -338,6 +366,7 @@ def load_case_slices(
             spatial size (:mod:`mama_monai.data.cache`).
         stats: if a dict, filled with ``files``, ``num_workers``, ``cache_hits``,
             ``cache_misses`` (files and masks) and ``seconds``.
+        crop_to_body: the CT presets' crop to the body (:mod:`mama_monai.data.body_crop`), masks alike.
 
     Returns:
         ``(items, failures)``: one dict per case in input order, with ``image`` ``(C, H, W)``,
@@ -354,7 +383,7 @@ def load_case_slices(
     start = time.perf_counter()
     num_workers = check_num_workers(num_workers)
     cache_path = check_cache_dir(cache_dir)
-    loader = _FileLoader(preset, spatial_size, cache_path)  # a bad preset or size fails here, once
+    loader = _FileLoader(preset, spatial_size, cache_path, crop_to_body)  # a bad preset or size fails here, once
     by_file, jobs = _jobs_by_file(manifest, cases)
     workers = auto_num_workers(_to_decode(loader, jobs)) if num_workers is None else min(num_workers, len(jobs))
     items: dict[str, dict[str, Any]] = {}

@@ -8,8 +8,9 @@ only fills in the key name and, where asked, the spatial size.
 =================  ===========================================================================
 name               chain (key ``"image"``, then ``Resized`` to ``spatial_size``)
 =================  ===========================================================================
-``ct_lung``        ``ScaleIntensityRanged`` HU [-1000, 400] → [0, 1], clipped
-``ct_soft_tissue`` ``ScaleIntensityRanged`` HU [-160, 240] (level 40, width 400) → [0, 1], clipped
+``ct_lung``        ``ScaleIntensityRanged`` HU [-1000, 400] → [0, 1], clipped; crop to the body
+``ct_soft_tissue`` ``ScaleIntensityRanged`` HU [-160, 240] (level 40, width 400) → [0, 1], clipped;
+                   crop to the body
 ``cxr``            ``ScaleIntensityRangePercentilesd`` 0.5 / 99.5 → [0, 1], clipped; RGB → gray
 ``mri_t1``         ``ScaleIntensityRangePercentilesd`` 1 / 99.5 per volume → [0, 1], clipped to [0, 1.5]
 ``mri_t2``         ``ScaleIntensityRangePercentilesd`` 1 / 99 per volume → [0, 1], clipped to [0, 1.5]
@@ -20,6 +21,10 @@ Apply a preset to the whole image as loaded — a 2D image ``(C, W, H)`` with ``
 or a volume ``(C, W, H, D)`` with ``spatial_dims=3`` (then only the first two axes are resized
 and the slice count is kept) — *before* cutting slices, so that per-volume statistics (MRI) are
 per volume. Resizing updates the ``MetaTensor`` affine, so the result still overlays the original.
+The CT presets first crop the image in-plane to the body's bounding box (HU > -400, the largest
+region, :class:`~mama_monai.data.body_crop.CropToBodyd`), so a CT framed with air and couch is seen
+as the body-cropped demo CTs were; ``crop_to_body=False`` leaves it out (model files written before
+the crop existed are scored without it).
 
 Example:
     >>> chain = get_preset("ct_lung", spatial_size=(64, 64))
@@ -36,6 +41,8 @@ from pathlib import Path
 
 from monai.bundle import ConfigParser
 from monai.transforms import Compose
+
+from mama_monai.data.body_crop import CropToBodyd
 
 __all__ = ["get_preset", "list_presets", "preset_path"]
 
@@ -67,6 +74,7 @@ def get_preset(
     spatial_dims: int = 2,
     keys: str | Sequence[str] = "image",
     with_loader: bool = False,
+    crop_to_body: bool = True,
 ) -> Compose:
     """Build the transform chain of preset ``name``.
 
@@ -79,6 +87,8 @@ def get_preset(
         keys: the dictionary key(s) of the image (default ``"image"``).
         with_loader: prepend the preset's loader (:class:`~mama_monai.data.loading.LoadMedicalImaged`
             with the preset's reader options, e.g. RGB → gray for ``cxr``), so the chain takes paths.
+        crop_to_body: keep the preset's :class:`~mama_monai.data.body_crop.CropToBodyd` (default;
+            CT presets only); False drops it.
 
     Returns:
         A ``monai.transforms.Compose`` of dictionary transforms.
@@ -97,6 +107,7 @@ def get_preset(
     parser["spatial_size"] = size + [-1] if spatial_dims == 3 else size
     parser["keys"] = keys
     chain = parser.get_parsed_content("preprocessing", instantiate=True)
+    transforms = [t for t in chain.transforms if crop_to_body or not isinstance(t, CropToBodyd)]
     if with_loader:
-        return Compose([parser.get_parsed_content("loader", instantiate=True), *chain.transforms])
-    return chain
+        transforms = [parser.get_parsed_content("loader", instantiate=True), *transforms]
+    return Compose(transforms)

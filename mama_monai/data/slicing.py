@@ -8,7 +8,8 @@
 - ``volume_shape`` / ``volume_affine``: the grid the slices were cut from;
 - ``original_shape`` / ``original_affine``: the grid as loaded (the reader's ``spatial_shape`` and
   ``original_affine``; equal to the volume's unless a transform such as a preset's in-plane
-  ``Resized`` changed it);
+  ``Resized`` changed it); ``body_box`` where a CT preset cropped the volume to the body first
+  (:mod:`mama_monai.data.body_crop`): results go back into that box, 0 around it;
 - ``filename_or_obj``: the source path; ``affine``: the slice's own 4×4 affine (the volume's, with
   the slice's position folded into the translation), so a slice written alone still lands in place.
 
@@ -42,6 +43,8 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Resize
 from monai.utils import MetaKeys
+
+from mama_monai.data.body_crop import BODY_BOX
 
 __all__ = ["slice_volume", "stack_slices"]
 
@@ -118,6 +121,18 @@ def slice_volume(data: Mapping[Hashable, Any], key: str = "image", axis: int = -
     return slices
 
 
+def _uncrop(stacked: torch.Tensor, box: list[int], original_shape: tuple[int, ...], mode: str) -> torch.Tensor:
+    """``stacked`` ``(C, w, h[, D])`` resized to the body ``box`` of the loaded grid and placed in
+    zeros of ``original_shape`` (:mod:`mama_monai.data.body_crop`)."""
+    r0, r1, c0, c1 = box
+    inside = (r1 - r0 + 1, c1 - c0 + 1, *original_shape[2:])
+    if tuple(stacked.shape[1:]) != inside:
+        stacked = torch.as_tensor(Resize(spatial_size=inside, mode=mode)(stacked)).to(stacked.dtype)
+    full = torch.zeros((stacked.shape[0], *original_shape), dtype=stacked.dtype)
+    full[:, r0 : r1 + 1, c0 : c1 + 1] = stacked
+    return full
+
+
 def stack_slices(
     slices: Sequence[torch.Tensor],
     reference: Mapping[str, Any] | None = None,
@@ -133,14 +148,11 @@ def stack_slices(
         reference: slice metadata to use instead of each slice's own (e.g. ``slices[0].meta``
             from :func:`slice_volume` when the results are plain tensors in slice order).
         grid: ``"volume"`` (default): the grid the slices were cut from; ``"original"``: the grid
-            as loaded, e.g. undoing a preset's in-plane resize.
+            as loaded, undoing a preset's in-plane resize and crop (0 outside the ``body_box``).
         mode: interpolation used where a size must change (``"bilinear"``; ``"nearest"`` for masks).
 
-    Returns:
-        ``MetaTensor`` ``(C, W, H, D)`` (``(C, W, H)`` for a 2D source) with the grid's affine.
-
-    Raises:
-        ValueError: no slices, missing or repeated slice indices, or an unknown ``grid``.
+    Returns ``MetaTensor`` ``(C, W, H, D)`` (``(C, W, H)`` for a 2D source) with the grid's affine.
+    Raises ``ValueError``: no slices, missing or repeated slice indices, or an unknown ``grid``.
     """
     if not slices:
         raise ValueError("slices must not be empty.")
@@ -172,7 +184,9 @@ def stack_slices(
     affine = torch.as_tensor(np.asarray(first["volume_affine"]), dtype=torch.float64)
     if grid == "original":
         original_shape = tuple(int(s) for s in first["original_shape"])
-        if tuple(stacked.shape[1:]) != original_shape:
+        if first.get(BODY_BOX) is not None:  # cropped to the body before the resize: back into the box
+            stacked = _uncrop(stacked, [int(b) for b in first[BODY_BOX]], original_shape, mode)
+        elif tuple(stacked.shape[1:]) != original_shape:
             stacked = torch.as_tensor(Resize(spatial_size=original_shape, mode=mode)(stacked)).to(stacked.dtype)
         affine = torch.as_tensor(np.asarray(first["original_affine"]), dtype=torch.float64)
     meta = {k: v for k, v in first.items() if k not in (*_SLICE_KEYS, MetaKeys.AFFINE, "applied_operations")}

@@ -70,6 +70,7 @@ class ModelSpec:
     preset: str
     spatial_size: tuple[int, int]
     modality: str | None
+    crop_to_body: bool
     scoring: Mapping[str, Any]
     threshold: float
     threshold_method: str
@@ -93,6 +94,7 @@ class ModelSpec:
             preset=str(pre["preset"]),
             spatial_size=(int(pre["spatial_size"][0]), int(pre["spatial_size"][1])),
             modality=None if pre.get("modality") is None else str(pre["modality"]),
+            crop_to_body=bool(pre.get("crop_to_body", False)),  # absent: written before the crop existed
             scoring=_frozen(config["scoring"]),
             threshold=float(threshold["value"]),
             threshold_method=str(threshold.get("method", "unknown")),
@@ -117,11 +119,14 @@ class ModelSpec:
         """The :class:`~mama_monai.data.preprocessing.Preprocessor` training used."""
         from mama_monai.data.preprocessing import Preprocessor
 
-        return Preprocessor(self.preset, self.spatial_size)
+        return Preprocessor(self.preset, self.spatial_size, self.crop_to_body)
 
     def data_overrides(self) -> dict[str, Any]:
-        """``data#preset``, ``data#spatial_size`` and ``data#modality`` as config overrides."""
-        return {"data#preset": self.preset, "data#spatial_size": list(self.spatial_size), "data#modality": self.modality}
+        """``data#preset``, ``data#spatial_size``, ``data#modality`` and ``data#crop_to_body`` as config overrides."""
+        return {
+            "data#preset": self.preset, "data#spatial_size": list(self.spatial_size), "data#modality": self.modality,
+            "data#crop_to_body": self.crop_to_body,
+        }  # fmt: skip
 
     def network(self, device: str | torch.device = "cpu") -> nn.Module:
         """The network rebuilt from the file (allow-listed, weights checked), in eval mode."""

@@ -195,6 +195,8 @@ def check_preprocessing(pre: Any, where: str = "config.preprocessing") -> dict[s
         raise StoredValueError(
             f"{where}.modality", f"must be null or a DICOM Modality (letters, digits, '_', ' '; at most 16), got {modality!r}."
         )
+    if "crop_to_body" in out and not isinstance(out["crop_to_body"], bool):
+        raise StoredValueError(f"{where}.crop_to_body", f"must be true or false, got {out['crop_to_body']!r}.")
     return out
 
 

@@ -47,7 +47,7 @@ def model_data_overrides(spec: ModelSpec) -> dict[str, Any]:
     """
     from mama_monai.engines.stored_config import check_preprocessing
 
-    check_preprocessing({"preset": spec.preset, "spatial_size": list(spec.spatial_size), "modality": spec.modality})
+    check_preprocessing({"preset": spec.preset, "spatial_size": list(spec.spatial_size), "modality": spec.modality, "crop_to_body": spec.crop_to_body})
     return spec.data_overrides()
 
 

@@ -383,7 +383,7 @@ class _Run:
                 "score": (
                     f"maximum of the slice score ({self.reduction} of the smoothed squared error map) over the slices that "
                     f"count: body fraction >= {self.scorer.coverage.floor:.4g} ({self.scorer.coverage.factor:g} x the smallest of "
-                    "the model's validation normals; every slice where none does)"
+                    "the model's validation normals; every slice if none has that much body)"
                 ),
                 "slices_not_counted": "0-based indices of the slices with less body than that: scored and mapped, not in the case score",
                 "label": "1 (anomalous) when score >= threshold, else 0 (normal)",

@@ -12,6 +12,7 @@ from typing import Any
 
 from mama_monai.data.cache import check_cache_dir
 from mama_monai.data.case_slices import check_num_workers, load_case_slices, simulated_anomalies
+from mama_monai.data.preprocessing import check_crop_to_body
 from mama_monai.data.manifest import Manifest, ManifestCase
 from mama_monai.data.validation_holdout import hold_out_validation
 
@@ -31,6 +32,7 @@ def _data_split(parser: Any, check_files: bool) -> tuple[dict[str, Any], Manifes
     loading = {
         "num_workers": check_num_workers(data.get("num_workers"), "data#num_workers"),
         "cache_dir": check_cache_dir(data.get("cache_dir"), "data#cache_dir"),
+        "crop_to_body": check_crop_to_body(data.get("crop_to_body", True)),
     }
     return data, manifest, split_cases(manifest, data.get("fold")), loading
 

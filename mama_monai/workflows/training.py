@@ -308,7 +308,8 @@ def _stored_config(parser: ConfigParser) -> dict[str, Any]:
     data = parser.get_parsed_content("data")
     return {
         "network_def": resolved(parser, "network_def"),
-        "preprocessing": {k: data[k] for k in _STORED_DATA_KEYS if k in data},
+        # crop_to_body always written (default true): a file without it predates the crop and is scored without it
+        "preprocessing": {k: data[k] for k in _STORED_DATA_KEYS if k in data} | {"crop_to_body": data.get("crop_to_body", True)},
         "validation": {k: data[k] for k in _VALIDATION_KEYS if k in data},
         "scoring": anomaly_map_args(parser.get_parsed_content("scoring")),
         "loss": resolved(parser, "loss"),

@@ -18,7 +18,10 @@ def test_spec_fields_are_the_stored_values(tmp_path):
     assert (spec.preset, list(spec.spatial_size), spec.modality) == (pre["preset"], pre["spatial_size"], pre.get("modality"))
     assert spec.threshold == payload["threshold"]["value"] == 0.05
     assert spec.threshold_entry == payload["threshold"] and spec.scoring == payload["config"]["scoring"]
-    assert spec.data_overrides() == {"data#preset": "ct_lung", "data#spatial_size": [32, 32], "data#modality": pre.get("modality")}
+    assert spec.data_overrides() == {
+        "data#preset": "ct_lung", "data#spatial_size": [32, 32], "data#modality": pre.get("modality"),
+        "data#crop_to_body": False,  # the file stores no crop_to_body: written before the crop to the body existed
+    }  # fmt: skip
     assert not network.training
     assert len(spec.sha256) == 64
 
@@ -30,7 +33,9 @@ def test_spec_builds_the_anomaly_map_and_preprocessor_training_used(tmp_path):
     amap = spec.anomaly_map()
     assert {k: getattr(amap, k) for k in ("sigma", "reduction")} == {k: scoring[k] for k in ("sigma", "reduction")}
     pre = spec.preprocessor()
-    assert isinstance(pre, Preprocessor) and (pre.preset, pre.spatial_size) == ("ct_lung", [32, 32])
+    assert isinstance(pre, Preprocessor) and (pre.preset, pre.spatial_size, pre.crops) == ("ct_lung", [32, 32], False)
+    cropping = tiny_model_file(tmp_path / "cropping.pt", 0.05, crop_to_body=True)
+    assert ModelSpec.from_payload(cropping, read_checkpoint(cropping)).preprocessor().crops
 
 
 def test_training_split_is_recorded_or_none(tmp_path):

@@ -165,18 +165,19 @@ def test_cache_hit_gives_identical_tensors_without_decoding(serial, data_root, t
         ["lidc_ct.nii.gz", "lidc_nodule_mask.nii.gz", "brain_t1.nii.gz", "broken.nii.gz", "xray.png",
          "brain_t1_simulated_lesions.nii.gz", "brain_simulated_lesion_mask.nii.gz"]
     )  # fmt: skip
-    assert stats["cache_hits"] == 0 and stats["cache_misses"] == 6  # 4 good images + 2 masks; the broken file is not cached
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 6
+    # 4 good images + 2 masks + the body boxes of the 2 images with masks (ct_lung crops; a mask is cropped as its image); the broken file is not cached
+    assert stats["cache_hits"] == 0 and stats["cache_misses"] == 8
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 8
     decodes.clear()
     second = _load(data_root, num_workers=0, cache_dir=tmp_path / "cache", stats=stats)
     assert decodes == ["broken.nii.gz"]  # only the file that never loaded is tried again
-    assert stats["cache_hits"] == 6 and stats["cache_misses"] == 0
+    assert stats["cache_hits"] == 8 and stats["cache_misses"] == 0
     for run in (first, second):
         _assert_same(run[0], serial[0])
         assert run[1] == serial[1]
     # worker processes read the same cache
     third = _load(data_root, num_workers=2, cache_dir=tmp_path / "cache", stats=stats)
-    assert stats["cache_hits"] == 6 and stats["cache_misses"] == 0
+    assert stats["cache_hits"] == 8 and stats["cache_misses"] == 0
     _assert_same(third[0], serial[0])
 
 
@@ -298,7 +299,7 @@ def test_prepare_splits_uses_the_config_keys(tiny, tmp_path):
     overrides = {**tiny.overrides, "data#num_workers": 0, "data#cache_dir": str(tmp_path / "cache")}
     plain = prepare_splits(workflow_config("autoencoder", overrides=tiny.overrides))
     cached = prepare_splits(workflow_config("autoencoder", overrides=overrides))
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 3  # the demo CT, its nodule mask and the second CT
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 4  # the demo CT, its body box, its nodule mask and the second CT
     for part in ("train", "val", "test"):
         _assert_same(cached[part], plain[part])
 
