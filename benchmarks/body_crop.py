@@ -91,6 +91,8 @@ def run_one(network: str, seed: int, size: int, iterations: int) -> dict:
 
 
 def summary(rows: list[dict], settings: dict) -> str:
+    from mama_monai.evaluation import paired_t_test
+
     keys = ("as_built_crop", "as_built_no_crop", "scanner_fov_crop", "scanner_fov_no_crop")
     lines = [
         "# Framing: the LIDC test slices as built and in a scanner's field of view",
@@ -104,14 +106,15 @@ def summary(rows: list[dict], settings: dict) -> str:
         "`mama_monai/data/body_crop.py`); *no crop*: the same network scored without the crop, as every model was "
         "before. Rows: `body_crop.json`.",
         "",
-        "| model | as built: crop | as built: no crop | scanner FOV: crop | scanner FOV: no crop |",
-        "| --- | --- | --- | --- | --- |",
+        "| model | as built: crop | as built: no crop | scanner FOV: crop | scanner FOV: no crop | scanner FOV: crop - no crop (paired t-test) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for network in MODELS:
         mine = [r for r in rows if r["network"] == network]
         if mine:
             cells = [f"{np.mean([r[k] for r in mine]):.3f} ± {np.std([r[k] for r in mine], ddof=1) if len(mine) > 1 else 0:.3f}" for k in keys]
-            lines.append(f"| {network} | " + " | ".join(cells) + " |")
+            test = paired_t_test([r["scanner_fov_crop"] for r in mine], [r["scanner_fov_no_crop"] for r in mine])
+            lines.append(f"| {network} | " + " | ".join(cells) + f" | {test.mean_difference:+.3f}, p = {test.p:.2g} |")
     return "\n".join(lines) + "\n"
 
 

@@ -89,14 +89,14 @@ def summary(rows: list[dict], settings: dict) -> str:
         "",
         f"Written by `python benchmarks/case_score.py` on {settings['date']}, {settings['cpu']}, in "
         f"{settings['seconds'] / 60:.0f} min: {settings['size']} x {settings['size']}, {settings['iterations']} iterations, "
-        f"seeds {settings['seeds']}, trained as `benchmarks/accuracy.py` trains (held-out normal error keeps the checkpoint), "
+        f"seeds {settings['seeds']} (the time includes other jobs sharing the cores), trained as `benchmarks/accuracy.py` trains (held-out normal error keeps the checkpoint), "
         "then `score_cases` on whole volumes. *Every slice*: the case score is the maximum of all slice scores (the rule "
         "until 2026-12-02); *counted*: over the slices with at least `scoring#slice_coverage` (0.5) times the smallest "
         "body fraction of the validation normals (`mama_monai/evaluation/case_score.py`). Rows: `case_score.json`.",
         "",
         "Brain: two cases, the real MNI152 T1 (78 slices) and its copy with SIMULATED lesions on the 11 test slices; "
-        "the slice that decided is named by the demo's slice table (train / test / excluded: the excluded slices are "
-        "mostly the two ends of the head, which no model trained on). LIDC: the whole LIDC-IDRI-0001 CT (133 slices; "
+        "the slice that decided is named by the demo's slice table (train / test / excluded: neither trained on nor "
+        "tested, the two ends of the head and the slice beside each test slice). LIDC: the whole LIDC-IDRI-0001 CT (133 slices; "
         "its training slices included), where 'nodule' names the slices any of the four readers outlined.",
         "",
         "| task | model | runs | case decided by: every slice | case decided by: counted slices | lesion volume scored above the normal one: every slice / counted |",
