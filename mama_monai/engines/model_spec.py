@@ -122,11 +122,10 @@ class ModelSpec:
         return Preprocessor(self.preset, self.spatial_size, self.crop_to_body)
 
     def data_overrides(self) -> dict[str, Any]:
-        """``data#preset``, ``data#spatial_size``, ``data#modality`` and ``data#crop_to_body`` as config overrides."""
-        return {
-            "data#preset": self.preset, "data#spatial_size": list(self.spatial_size), "data#modality": self.modality,
-            "data#crop_to_body": self.crop_to_body,
-        }  # fmt: skip
+        """``data#preset``, ``data#spatial_size`` and ``data#modality`` as config overrides (the crop
+        to the body is passed to the loader itself, :func:`~mama_monai.workflows.splits.load_test_split`,
+        so that a config without ``data#crop_to_body`` still takes the model's)."""
+        return {"data#preset": self.preset, "data#spatial_size": list(self.spatial_size), "data#modality": self.modality}
 
     def network(self, device: str | torch.device = "cpu") -> nn.Module:
         """The network rebuilt from the file (allow-listed, weights checked), in eval mode."""

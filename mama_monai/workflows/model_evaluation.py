@@ -47,7 +47,7 @@ def model_data_overrides(spec: ModelSpec) -> dict[str, Any]:
     """
     from mama_monai.engines.stored_config import check_preprocessing
 
-    check_preprocessing({"preset": spec.preset, "spatial_size": list(spec.spatial_size), "modality": spec.modality, "crop_to_body": spec.crop_to_body})
+    check_preprocessing({"preset": spec.preset, "spatial_size": list(spec.spatial_size), "modality": spec.modality})
     return spec.data_overrides()
 
 
@@ -113,7 +113,7 @@ def evaluate_test_split(
     from mama_monai.reports.json_report import write_json
     from mama_monai.workflows.metrics_report import evaluate_items
 
-    split = load_test_split(parser)
+    split = load_test_split(parser, crop_to_body=spec.crop_to_body)  # as the model was trained, whatever the config says
     test, failures = split["test"], split["failures"]
     if not test:
         raise _no_test_case(split["manifest"], failures)

@@ -37,7 +37,7 @@ def _data_split(parser: Any, check_files: bool) -> tuple[dict[str, Any], Manifes
     return data, manifest, split_cases(manifest, data.get("fold")), loading
 
 
-def load_test_split(parser: Any) -> dict[str, Any]:
+def load_test_split(parser: Any, crop_to_body: bool | None = None) -> dict[str, Any]:
     """The test slices of the config's ``data`` section, and nothing else: what ``evaluate`` needs.
 
     No training file is opened or even looked for (the manifest is read without its file check):
@@ -46,11 +46,15 @@ def load_test_split(parser: Any) -> dict[str, Any]:
     Args:
         parser: a workflow config (``data#manifest``, ``data#fold``, ``data#preset``,
             ``data#spatial_size``, ``data#num_workers``, ``data#cache_dir``).
+        crop_to_body: the model file's crop to the body (``ModelSpec.crop_to_body``), over the
+            config's ``data#crop_to_body``; ``None`` (default): the config's.
 
     Returns:
         ``{"manifest", "test", "failures"}``; ``failures`` lists the test cases that could not be loaded.
     """
     data, manifest, split, loading = _data_split(parser, check_files=False)
+    if crop_to_body is not None:  # the model file's, over the config's data#crop_to_body
+        loading["crop_to_body"] = check_crop_to_body(crop_to_body, "crop_to_body")
     test, failures = load_case_slices(manifest, split["test"], data["preset"], data["spatial_size"], **loading)
     return {"manifest": manifest, "test": test, "failures": failures}
 

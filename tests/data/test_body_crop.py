@@ -154,3 +154,43 @@ def test_score_writes_the_map_of_a_cropping_model_on_the_scanners_grid(padded, t
     inside[box[0] : box[1] + 1, box[2] : box[3] + 1] = True
     assert maps[True][~inside].max() == 0 and maps[True][inside].max() > 0
     assert not np.array_equal(maps[True], maps[None])  # the old file: no crop, another input to the network
+
+
+def test_evaluate_loads_the_test_split_as_the_model_was_trained(padded, tmp_path):
+    """load_test_split takes the model file's crop over the config's: a model written before the
+    crop is evaluated on uncropped slices, a cropping one on cropped slices, from one config."""
+    from mama_monai.data.manifest import write_manifest
+    from mama_monai.workflows.config import configs_dir, load_config
+    from mama_monai.workflows.splits import load_test_split
+
+    cases = [ManifestCase("n", "image.nii.gz", 1, mask="mask.nii.gz", slice_index=89, split="test"),
+             ManifestCase("t", "image.nii.gz", 0, slice_index=40, split="train")]  # fmt: skip
+    path = write_manifest(Manifest(dataset="padded", root=padded["image"].parent, cases=cases), tmp_path / "m.json")
+    parser = load_config(configs_dir() / "train.yaml", {"data#manifest": str(path), "data#num_workers": 0})
+    direct = {crop: Preprocessor("ct_lung", [64, 64], crop)({"image": str(padded["image"])})["image"].as_tensor()[..., 89] for crop in (True, False)}
+    for crop in (True, False):
+        (item,) = load_test_split(parser, crop_to_body=crop)["test"]
+        assert torch.equal(item["image"], direct[crop])
+    (item,) = load_test_split(parser)["test"]  # the config's default: crop
+    assert torch.equal(item["image"], direct[True])
+
+
+@pytest.mark.parametrize("crop", [True, None])
+def test_evaluate_passes_the_model_files_crop_to_the_loader(padded, tmp_path, monkeypatch, crop):
+    import mama_monai.workflows.splits as splits
+    from mama_monai.data.manifest import write_manifest
+    from mama_monai.engines.model_spec import load_model_spec
+    from mama_monai.workflows.config import configs_dir, load_config
+    from mama_monai.workflows.model_evaluation import evaluate_test_split
+    from tests.model_files import tiny_model_file
+
+    cases = [ManifestCase("n", "image.nii.gz", 1, slice_index=89, split="test"), ManifestCase("m", "image.nii.gz", 0, slice_index=30, split="test")]
+    path = write_manifest(Manifest(dataset="padded", root=padded["image"].parent, cases=cases), tmp_path / "m.json")
+    parser = load_config(configs_dir() / "train.yaml", {"data#manifest": str(path), "data#num_workers": 0, "data#spatial_size": [32, 32]})
+    seen = []
+    real = splits.load_test_split
+    monkeypatch.setattr(splits, "load_test_split", lambda p, crop_to_body=None: seen.append(crop_to_body) or real(p, crop_to_body))
+    model = tiny_model_file(tmp_path / "model.pt", 0.05, **({} if crop is None else {"crop_to_body": crop}))
+    network, spec = load_model_spec(model)
+    evaluate_test_split(network, spec, parser, tmp_path / "eval", "cpu")
+    assert seen == [bool(crop)]  # a file without crop_to_body: False, whatever the config's default (true)
