@@ -118,6 +118,8 @@ class _FileLoader:
         self.preset, self.spatial_size = preset, self.preprocess.spatial_size
         self.cache = None if cache_dir is None else PreprocessedCache(cache_dir)
         self._boxes: dict[str, torch.Tensor] = {}  # the body box of each image preprocessed here
+        #: the cache's kind of entry: a cropped and an uncropped image of one file are two entries
+        self.image_kind = "image_cropped_to_body" if self.preprocess.crops else "image"
 
     def _image(self, path: str) -> torch.Tensor:
         image = self.preprocess({"image": path})["image"]
@@ -170,7 +172,7 @@ class _FileLoader:
                 warnings.simplefilter("always")
             try:
                 path = job["path"]
-                result["volume"] = self._cached(path, "image", lambda: self._image(path), counts)
+                result["volume"] = self._cached(path, self.image_kind, lambda: self._image(path), counts)
             except Exception as err:  # one bad file never stops the others
                 result["error"] = _describe(err)
             if result["error"] is None:
@@ -244,7 +246,7 @@ def _to_decode(loader: _FileLoader, jobs: list[dict[str, Any]]) -> int:
     missing = 0
     for job in jobs:
         try:
-            key = loader.cache.key(job["path"], "image", loader.spatial_size, loader.preset)
+            key = loader.cache.key(job["path"], loader.image_kind, loader.spatial_size, loader.preset)
             missing += not loader.cache.file(key).is_file()
         except OSError:  # missing input: its worker reports it
             missing += 1

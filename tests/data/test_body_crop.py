@@ -194,3 +194,15 @@ def test_evaluate_passes_the_model_files_crop_to_the_loader(padded, tmp_path, mo
     network, spec = load_model_spec(model)
     evaluate_test_split(network, spec, parser, tmp_path / "eval", "cpu")
     assert seen == [bool(crop)]  # a file without crop_to_body: False, whatever the config's default (true)
+
+
+def test_the_cache_keeps_cropped_and_uncropped_images_apart(padded, tmp_path):
+    case = ManifestCase("c", "image.nii.gz", 0, slice_index=60)
+    manifest = Manifest(dataset="padded", root=padded["image"].parent, cases=[case])
+    loaded = {}
+    for crop in (True, False, True):
+        (item,), _ = load_case_slices(manifest, [case], "ct_lung", [64, 64], num_workers=0, cache_dir=tmp_path / "cache", crop_to_body=crop)
+        direct = Preprocessor("ct_lung", [64, 64], crop)({"image": str(padded["image"])})["image"].as_tensor()[..., 60]
+        assert torch.equal(item["image"], direct)  # a hit of the other kind would differ
+        loaded.setdefault(crop, item["image"])
+    assert not torch.equal(loaded[True], loaded[False])
