@@ -364,8 +364,8 @@ def load_case_slices(
             number of files. The result is the same either way.
         cache_dir: folder of the persistent cache of preprocessed images (created when missing),
             or ``None`` (default): no cache. A hit skips decoding and preprocessing; the key holds
-            the file's path, size and modification time, the preset's name and contents and the
-            spatial size (:mod:`mama_monai.data.cache`).
+            the file's path, size and modification time, the preset's name and contents, the
+            spatial size and whether the image is cropped to the body (:mod:`mama_monai.data.cache`).
         stats: if a dict, filled with ``files``, ``num_workers``, ``cache_hits``,
             ``cache_misses`` (files and masks) and ``seconds``.
         crop_to_body: the CT presets' crop to the body (:mod:`mama_monai.data.body_crop`), masks alike.
