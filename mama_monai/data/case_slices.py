@@ -117,14 +117,16 @@ class _FileLoader:
         self.preprocess = Preprocessor(preset, spatial_size, crop_to_body)
         self.preset, self.spatial_size = preset, self.preprocess.spatial_size
         self.cache = None if cache_dir is None else PreprocessedCache(cache_dir)
-        self._boxes: dict[str, torch.Tensor] = {}  # the body box of each image preprocessed here
+        #: the body box of each image preprocessed here, with its loaded in-plane shape: [r0, r1, c0, c1, w, h]
+        self._boxes: dict[str, torch.Tensor] = {}
         #: the cache's kind of entry: a cropped and an uncropped image of one file are two entries
         self.image_kind = "image_cropped_to_body" if self.preprocess.crops else "image"
 
     def _image(self, path: str) -> torch.Tensor:
         image = self.preprocess({"image": path})["image"]
         if BODY_BOX in image.meta:
-            self._boxes[path] = torch.as_tensor(image.meta[BODY_BOX], dtype=torch.int64)
+            shape = [int(s) for s in image.meta["spatial_shape"][:2]]
+            self._boxes[path] = torch.as_tensor([*image.meta[BODY_BOX], *shape], dtype=torch.int64)
         return _plain(image)
 
     def _box(self, path: str) -> torch.Tensor:
@@ -136,8 +138,13 @@ class _FileLoader:
 
     def _mask(self, path: str, box: torch.Tensor | None) -> torch.Tensor:
         mask = _plain(to_canonical(load_image(path)))  # the image's voxel order (LoadMedicalImaged)
-        if box is not None:
-            mask = crop_in_plane(mask, box.tolist())  # the image's crop
+        if box is not None:  # the image's crop, in the image's voxels: the mask must share its grid
+            if tuple(mask.shape[1:3]) != tuple(box[4:].tolist()):
+                raise ValueError(
+                    f"mask {Path(path).name}: in-plane shape {tuple(mask.shape[1:3])}, its image's is {tuple(box[4:].tolist())}; "
+                    "a mask must lie on its image's voxel grid (its image is cropped to the body by those voxels)."
+                )
+            mask = crop_in_plane(mask, box[:4].tolist())
         size = list(self.spatial_size) + ([-1] if mask.ndim == 4 else [])
         return (_plain(Resize(size, mode="nearest")(mask)) > 0).float()
 
@@ -153,7 +160,7 @@ class _FileLoader:
         """Each mask of the image at ``path``, cropped as the image was; a bad mask is its error text."""
         box = None
         if mask_paths and self.preprocess.crops:
-            box = self._cached(path, "body_box", lambda: self._box(path), counts)
+            box = self._cached(path, "body_box_and_shape", lambda: self._box(path), counts)
         kind = "mask" if box is None else "mask_in_box_" + "_".join(str(int(b)) for b in box)
         masks: dict[str, Any] = {}
         for mask_path in mask_paths:

@@ -206,3 +206,17 @@ def test_the_cache_keeps_cropped_and_uncropped_images_apart(padded, tmp_path):
         assert torch.equal(item["image"], direct)  # a hit of the other kind would differ
         loaded.setdefault(crop, item["image"])
     assert not torch.equal(loaded[True], loaded[False])
+
+
+def test_a_mask_on_another_grid_than_its_cropped_image_is_refused_by_name(padded, tmp_path):
+    """The padded CT with the demo's unpadded mask: the crop box (image voxels) cannot apply to it."""
+    import shutil
+
+    shutil.copy(padded["image"], tmp_path / "image.nii.gz")
+    shutil.copy(load_demo_ct()["mask"], tmp_path / "small_mask.nii.gz")
+    case = ManifestCase("n", "image.nii.gz", 1, mask="small_mask.nii.gz", slice_index=89)
+    manifest = Manifest(dataset="m", root=tmp_path, cases=[case])
+    items, failures = load_case_slices(manifest, [case], "ct_lung", [64, 64], num_workers=0)
+    assert items == [] and len(failures) == 1
+    shape = nib.load(padded["image"]).shape[:2]
+    assert f"mask small_mask.nii.gz: in-plane shape (170, 129), its image's is {shape}" in failures[0].error
