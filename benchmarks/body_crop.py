@@ -34,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import rows_file  # noqa: E402
 from benchmarks.accuracy import MODELS, _task_overrides  # noqa: E402
 
 FOV = 171  # voxels of 2.109 mm: 360 mm
@@ -113,36 +114,26 @@ def summary(rows: list[dict], settings: dict) -> str:
         mine = [r for r in rows if r["network"] == network]
         if mine:
             cells = [f"{np.mean([r[k] for r in mine]):.3f} ± {np.std([r[k] for r in mine], ddof=1) if len(mine) > 1 else 0:.3f}" for k in keys]
-            test = paired_t_test([r["scanner_fov_crop"] for r in mine], [r["scanner_fov_no_crop"] for r in mine])
-            lines.append(f"| {network} | " + " | ".join(cells) + f" | {test.mean_difference:+.3f}, p = {test.p:.2g} |")
+            test = "–"  # a paired t-test needs two seeds
+            if len(mine) > 1:
+                t = paired_t_test([r["scanner_fov_crop"] for r in mine], [r["scanner_fov_no_crop"] for r in mine])
+                test = f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
+            lines.append(f"| {network} | " + " | ".join(cells) + f" | {test} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", required=True, help="JSON file of the rows (a .md summary is written beside it)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--report-only", action="store_true", help="rewrite the .md beside --output from its JSON")
+    rows_file.add_arguments(parser)
     args = parser.parse_args(argv)
-    out = Path(args.output)
     if args.report_only:
-        saved = json.loads(out.read_text())
-        out.with_suffix(".md").write_text(summary(saved["rows"], saved["settings"]))
-        return 0
-    from benchmarks.machine import cpu_model
-
+        return rows_file.rewrite_report(args.output, summary)
     start, rows = time.time(), []
     for network in MODELS:
         for seed in args.seeds:
             rows.append(run_one(network, seed, args.size, args.iterations))
             print(json.dumps(rows[-1]), flush=True)
-    settings = dict(vars(args), seconds=round(time.time() - start), date=time.strftime("%Y-%m-%d"), cpu=cpu_model())
-    out.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n")
-    out.with_suffix(".md").write_text(summary(rows, settings))
-    print(summary(rows, settings))
-    return 0
+    return rows_file.save(args, rows, start, summary)
 
 
 if __name__ == "__main__":

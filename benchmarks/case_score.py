@@ -24,7 +24,6 @@ scores (``scores.json`` keeps them all).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import rows_file  # noqa: E402
 from benchmarks.accuracy import MODELS, _task_overrides  # noqa: E402
 
 
@@ -141,18 +141,11 @@ def _ranges(indices: list[int]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", required=True, help="JSON file of the rows (a .md summary is written beside it)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    rows_file.add_arguments(parser)
     parser.add_argument("--tasks", nargs="+", default=["brain", "lidc"], choices=["brain", "lidc"])
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--report-only", action="store_true", help="rewrite the .md beside --output from its JSON")
     args = parser.parse_args(argv)
-    out = Path(args.output)
     if args.report_only:
-        saved = json.loads(out.read_text())
-        out.with_suffix(".md").write_text(summary(saved["rows"], saved["settings"]))
-        return 0
+        return rows_file.rewrite_report(args.output, summary)
     start, rows = time.time(), []
     for task in args.tasks:
         for network in MODELS:
@@ -162,13 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{task} {network} seed {seed}: " + "; ".join(
                     f"every {x['score_every']:.4g} (slice {x['slice_every']}, {x['set_every']}) counted {x['score_counted']:.4g} "
                     f"(slice {x['slice_counted']}, {x['set_counted']})" for x in c), flush=True)  # fmt: skip
-    from benchmarks.machine import cpu_model
-
-    settings = dict(vars(args), seconds=round(time.time() - start), date=time.strftime("%Y-%m-%d"), cpu=cpu_model())
-    out.write_text(json.dumps({"settings": settings, "rows": rows}, indent=1) + "\n")
-    out.with_suffix(".md").write_text(summary(rows, settings))
-    print(summary(rows, settings))
-    return 0
+    return rows_file.save(args, rows, start, summary)
 
 
 if __name__ == "__main__":
