@@ -87,7 +87,8 @@ def _add_score_parser(subparsers: argparse._SubParsersAction) -> None:
             "DIR/<case>/anomaly_mask.nii.gz (map >= threshold), DIR/<case>/overlay.png (the slice that gave the case score), "
             "for DICOM inputs DIR/<case>/dicom/ (SEG, parametric map, SR), and the report: DIR/index.html, "
             "DIR/scores.csv and DIR/scores.json. "
-            "A case's score is the maximum of its slice scores; it is labelled anomalous when score >= the "
+            "A case's score is the maximum of its slice scores over the slices with at least half the body of the "
+            "model's validation slices (the others are mapped, not counted); it is labelled anomalous when score >= the "
             "threshold stored in the model. Unreadable inputs are reported and skipped."
         ),
         epilog="Exit code: 0 all inputs scored, 1 some inputs failed (see the report), 2 error (nothing scored).",

@@ -4,10 +4,11 @@ Why (our decision; the paper's data were framed by hand): the model sees the who
 resized to its input size, so the framing decides how large the anatomy is and how it is
 stretched. The embedded demo CTs were cropped to the body when they were built
 (``demo_data/PROVENANCE.md``), but a CT as the scanner writes it has air around the body and the
-couch below it. Measured: models trained on the demo scored the LIDC-IDRI-0001 test slices padded
-back to a square field of view with air at chance (autoencoder slice AUROC 0.763 -> 0.422, MemAE
-0.685 -> 0.497, seed 0; ``docs/accuracy/body_crop.md``). Cropping every input the same way at
-load time removes that difference; on the demo CTs, already cropped so, it changes nothing (tested).
+couch below it. Measured (``docs/accuracy/body_crop.md``, five seeds): models trained on the demo
+scored the LIDC-IDRI-0001 test slices placed in a square field of air with a couch at chance
+(slice AUROC MAMA Net 0.537, autoencoder 0.499, MemAE 0.491), and 0.786, 0.768, 0.799 with this
+crop. Cropping every input the same way at load time removes that difference; on the demo CTs,
+already cropped so, it changes nothing (tested).
 
 The rule, in-plane only (a volume keeps every slice, so slice indices stay those of the file):
 voxels above ``threshold`` (after the preset's intensity scaling; the CT presets set -400 HU,

@@ -3,7 +3,7 @@ the model was calibrated on.
 
 Why (our decision; the paper scores single images): a volume's score used to be the maximum of
 its slice scores, so one slice unlike every training slice decided the whole case. Measured on
-the embedded brain T1 (``docs/accuracy.md``, "case score"): a model trained on the central slices
+the embedded brain T1 (``docs/accuracy/case_score.md``): a model trained on the central slices
 scored the normal volume and its copy with SIMULATED lesions by their bottom slices (the skull
 base and neck, 1-3 % of the image inside the head, twice the score of any slice in the training
 range), so the normal volume ranked above the one with lesions. The slices at the ends of a scan
