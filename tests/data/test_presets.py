@@ -87,7 +87,8 @@ def test_mri_presets_keep_bright_lesions_above_the_upper_percentile():
     volume[0, 5:35, 5:35] = 100.0
     volume[0, 18:22, 18:22, 2] = 130.0  # 16 voxels: above the 99.5th percentile
     volume[0, 0, 0, 0] = 1000.0  # one artefact voxel
-    out = get_preset("mri_t1", spatial_size=(40, 40), spatial_dims=3)({"image": MetaTensor(volume)})["image"]
+    chain = get_preset("mri_t1", spatial_size=(40, 40), spatial_dims=3, crop_to_body=False)  # voxels stay where they are
+    out = chain({"image": MetaTensor(volume)})["image"]
     tissue, lesion = float(out[0, 10, 10, 2]), float(out[0, 20, 20, 2])
     np.testing.assert_allclose(lesion / tissue, 1.3, rtol=1e-4)
     assert float(out.max()) == 1.5 and float(out.min()) == 0.0  # the artefact is clipped at max_value
