@@ -11,7 +11,7 @@ crop. Cropping every input the same way at load time removes that difference; on
 already cropped so, it changes nothing (tested).
 
 The rule, in-plane only (a volume keeps every slice, so slice indices stay those of the file):
-voxels above ``threshold`` (after the preset's intensity scaling; the CT presets set -400 HU,
+voxels above ``threshold`` (CT: after the preset's intensity scaling; the CT presets set -400 HU,
 as the demo build did) are body; the largest connected region of their projection along the
 slice axis (the couch, apart from the body, drops out) gives the bounding box, widened by
 ``margin`` voxels and clipped to the image. An image with no body is left whole. The box is
@@ -51,10 +51,22 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, SpatialCrop
 from scipy import ndimage
 
-__all__ = ["BODY_BOX", "CropToBodyd", "body_box", "crop_in_plane"]
+__all__ = ["BODY_BOX", "CROP_RULE", "CROP_RULES", "CropToBodyd", "body_box", "crop_in_plane", "crops_under"]
 
 #: metadata key of the box: ``[row0, row1, col0, col1]`` (inclusive) of the loaded grid's first two axes
 BODY_BOX = "body_box"
+
+#: the presets that crop, by the rule a model file was written under (its ``preprocessing.crop_rule``):
+#: 1 (files without the key, from 2026-12-02 morning on): the CT presets; 2 (this release): CT and MR.
+#: A file of rule 1 trained an MR preset without the crop, so it is scored without it.
+CROP_RULES = {1: ("ct_lung", "ct_soft_tissue"), 2: ("ct_lung", "ct_soft_tissue", "mri_t1", "mri_t2", "mri_zscore")}
+#: the rule training writes now
+CROP_RULE = 2
+
+
+def crops_under(rule: int, preset: str) -> bool:
+    """Whether ``preset`` cropped to the body when a model file of crop ``rule`` was trained."""
+    return preset in CROP_RULES[rule]
 
 
 def body_box(

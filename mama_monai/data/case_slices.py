@@ -375,7 +375,7 @@ def load_case_slices(
             spatial size and whether the image is cropped to the body (:mod:`mama_monai.data.cache`).
         stats: if a dict, filled with ``files``, ``num_workers``, ``cache_hits``,
             ``cache_misses`` (files and masks) and ``seconds``.
-        crop_to_body: the CT presets' crop to the body (:mod:`mama_monai.data.body_crop`), masks alike.
+        crop_to_body: the CT and MR presets' crop to the body (:mod:`mama_monai.data.body_crop`), masks alike.
 
     Returns:
         ``(items, failures)``: one dict per case in input order, with ``image`` ``(C, H, W)``,

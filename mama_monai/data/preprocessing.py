@@ -4,7 +4,7 @@
 JPEG or TIFF: :class:`~mama_monai.data.loading.LoadMedicalImaged`, canonical LPS orientation) and
 applies the preset's chain (:func:`~mama_monai.data.presets.get_preset`): the 2D chain to an image
 ``(C, H, W)``, the 3D chain (in-plane resize, the slice axis kept) to a volume ``(C, H, W, D)``;
-for the CT presets with the crop to the body (:mod:`mama_monai.data.body_crop`) unless
+for the CT and MR presets with the crop to the body (:mod:`mama_monai.data.body_crop`) unless
 ``crop_to_body=False`` (a model file stores which: ``data#crop_to_body``).
 The training loader (:mod:`mama_monai.data.case_slices`), ``score`` and the bundle's inference
 preprocessing all call it, so that a model sees at scoring time what it saw in training.

@@ -12,9 +12,11 @@ name               chain (key ``"image"``, then ``Resized`` to ``spatial_size``)
 ``ct_soft_tissue`` ``ScaleIntensityRanged`` HU [-160, 240] (level 40, width 400) → [0, 1], clipped;
                    crop to the body
 ``cxr``            ``ScaleIntensityRangePercentilesd`` 0.5 / 99.5 → [0, 1], clipped; RGB → gray
-``mri_t1``         ``ScaleIntensityRangePercentilesd`` 1 / 99.5 per volume → [0, 1], clipped to [0, 1.5]
-``mri_t2``         ``ScaleIntensityRangePercentilesd`` 1 / 99 per volume → [0, 1], clipped to [0, 1.5]
-``mri_zscore``     ``NormalizeIntensityd`` over non-zero voxels (z-score, unbounded)
+``mri_t1``         crop to the head; ``ScaleIntensityRangePercentilesd`` 1 / 99.5 per volume → [0, 1],
+                   clipped to [0, 1.5]
+``mri_t2``         crop to the head; ``ScaleIntensityRangePercentilesd`` 1 / 99 per volume → [0, 1],
+                   clipped to [0, 1.5]
+``mri_zscore``     crop to the head; ``NormalizeIntensityd`` over non-zero voxels (z-score, unbounded)
 =================  ===========================================================================
 
 Apply a preset to the whole image as loaded — a 2D image ``(C, W, H)`` with ``spatial_dims=2``,
@@ -23,8 +25,11 @@ and the slice count is kept) — *before* cutting slices, so that per-volume sta
 per volume. Resizing updates the ``MetaTensor`` affine, so the result still overlays the original.
 The CT presets first crop the image in-plane to the body's bounding box (HU > -400, the largest
 region, :class:`~mama_monai.data.body_crop.CropToBodyd`), so a CT framed with air and couch is seen
-as the body-cropped demo CTs were; ``crop_to_body=False`` leaves it out (model files written before
-the crop existed are scored without it).
+as the body-cropped demo CTs were. The MR presets first crop to the head (above 10 % of the
+volume's 99th percentile, each slice's mask opened by one voxel against background noise), before
+their intensity scaling, as the demo T1 was cropped to its head. ``crop_to_body=False`` leaves the
+crop out (model files written before it existed are scored without it:
+:data:`~mama_monai.data.body_crop.CROP_RULES`).
 
 Example:
     >>> chain = get_preset("ct_lung", spatial_size=(64, 64))
@@ -88,7 +93,7 @@ def get_preset(
         with_loader: prepend the preset's loader (:class:`~mama_monai.data.loading.LoadMedicalImaged`
             with the preset's reader options, e.g. RGB → gray for ``cxr``), so the chain takes paths.
         crop_to_body: keep the preset's :class:`~mama_monai.data.body_crop.CropToBodyd` (default;
-            CT presets only); False drops it.
+            CT and MR presets); False drops it.
 
     Returns:
         A ``monai.transforms.Compose`` of dictionary transforms.

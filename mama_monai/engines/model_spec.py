@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
+from mama_monai.data.body_crop import crops_under
 from mama_monai.engines.anomaly_map import AnomalyMap
 from mama_monai.engines.checkpoint import load_model
 
@@ -94,7 +95,8 @@ class ModelSpec:
             preset=str(pre["preset"]),
             spatial_size=(int(pre["spatial_size"][0]), int(pre["spatial_size"][1])),
             modality=None if pre.get("modality") is None else str(pre["modality"]),
-            crop_to_body=bool(pre.get("crop_to_body", False)),  # absent: written before the crop existed
+            # absent: written before the crop existed; an MR preset crops only in files of crop rule 2 on
+            crop_to_body=bool(pre.get("crop_to_body", False)) and crops_under(int(pre.get("crop_rule", 1)), str(pre["preset"])),
             scoring=_frozen(config["scoring"]),
             threshold=float(threshold["value"]),
             threshold_method=str(threshold.get("method", "unknown")),

@@ -171,11 +171,14 @@ def _check_ensemble(kwargs: dict[str, Any], where: str) -> None:
 def check_preprocessing(pre: Any, where: str = "config.preprocessing") -> dict[str, Any]:
     """A checked copy of the stored ``preprocessing``: ``preset`` one of
     :func:`~mama_monai.data.presets.list_presets`, ``spatial_size`` two positive ints, ``modality``
-    null or a DICOM Modality; other keys (the training ``data`` section) plain data, never used.
+    null or a DICOM Modality, ``crop_to_body`` a bool, ``crop_rule`` a key of
+    :data:`~mama_monai.data.body_crop.CROP_RULES`; other keys (the training ``data`` section) plain
+    data, never used.
 
     Raises:
         StoredValueError: naming the key path and the value.
     """
+    from mama_monai.data.body_crop import CROP_RULES
     from mama_monai.data.presets import list_presets
 
     if not isinstance(pre, dict):
@@ -197,6 +200,8 @@ def check_preprocessing(pre: Any, where: str = "config.preprocessing") -> dict[s
         )
     if "crop_to_body" in out and not isinstance(out["crop_to_body"], bool):
         raise StoredValueError(f"{where}.crop_to_body", f"must be true or false, got {out['crop_to_body']!r}.")
+    if "crop_rule" in out and (type(out["crop_rule"]) is not int or out["crop_rule"] not in CROP_RULES):
+        raise StoredValueError(f"{where}.crop_rule", f"must be one of {sorted(CROP_RULES)}, got {out['crop_rule']!r}.")
     return out
 
 

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from mama_monai.arguments import described
+from mama_monai.data.body_crop import CROP_RULE
 from mama_monai.engines import (
     Acceleration,
     AnomalyEvaluator,
@@ -308,8 +309,10 @@ def _stored_config(parser: ConfigParser) -> dict[str, Any]:
     data = parser.get_parsed_content("data")
     return {
         "network_def": resolved(parser, "network_def"),
-        # crop_to_body always written (default true): a file without it predates the crop and is scored without it
-        "preprocessing": {k: data[k] for k in _STORED_DATA_KEYS if k in data} | {"crop_to_body": data.get("crop_to_body", True)},
+        # crop_to_body always written (default true): a file without it predates the crop and is scored without it;
+        # crop_rule: which presets crop (body_crop.CROP_RULES; a file without it trained the MR presets uncropped)
+        "preprocessing": {k: data[k] for k in _STORED_DATA_KEYS if k in data}
+        | {"crop_to_body": data.get("crop_to_body", True), "crop_rule": CROP_RULE},
         "validation": {k: data[k] for k in _VALIDATION_KEYS if k in data},
         "scoring": anomaly_map_args(parser.get_parsed_content("scoring")),
         "loss": resolved(parser, "loss"),

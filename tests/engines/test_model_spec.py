@@ -51,3 +51,30 @@ def test_spec_network_equals_load_model(tmp_path):
     x = torch.rand(1, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(spec.network()(x), network(x))
+
+
+def test_an_mr_preset_crops_only_in_files_written_under_crop_rule_2(tmp_path):
+    """Files of crop rule 1 (no ``crop_rule``) stored crop_to_body true for every preset but only the
+    CT presets cropped then: an MR model of that time is scored uncropped, as it was trained."""
+    cases = [
+        ("ct_lung", {"crop_to_body": True}, True),  # rule 1: the CT presets crop
+        ("mri_t1", {"crop_to_body": True}, False),  # rule 1: the MR presets did not
+        ("mri_t1", {"crop_to_body": True, "crop_rule": 2}, True),
+        ("mri_zscore", {"crop_to_body": False, "crop_rule": 2}, False),
+        ("cxr", {"crop_to_body": True, "crop_rule": 2}, False),  # no crop in the preset at all
+    ]
+    for i, (preset, stored, expected) in enumerate(cases):
+        path = tiny_model_file(tmp_path / f"m{i}.pt", 0.05, preset=preset, **stored)
+        spec = ModelSpec.from_payload(path, read_checkpoint(path))
+        assert spec.crop_to_body is expected, (preset, stored)
+        assert spec.preprocessor().crops is expected, (preset, stored)
+
+
+def test_an_unknown_crop_rule_is_refused_by_name(tmp_path):
+    import pytest
+
+    from mama_monai.engines.checkpoint import CheckpointError
+
+    path = tiny_model_file(tmp_path / "m.pt", 0.05, crop_to_body=True, crop_rule=3)
+    with pytest.raises(CheckpointError, match=r"is refused: config\.preprocessing\.crop_rule: must be one of \[1, 2\], got 3"):
+        read_checkpoint(path)

@@ -67,7 +67,7 @@ def test_slot_usage_and_threshold_are_recorded(tiny, tmp_path):
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload["threshold"]["value"] == result.threshold["value"]
     assert payload["config"]["preprocessing"] == {
-        "preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": None, "fold": None, "crop_to_body": True,
+        "preset": "ct_lung", "spatial_size": [32, 32], "modality": "CT", "manifest": None, "fold": None, "crop_to_body": True, "crop_rule": 2,
     }  # what scoring needs + the training split; no cache folder or worker count in a deployable file
     assert payload["config"]["validation"]["validation_lesion_mode"] == "tissue"
     # the case-score rule: the smallest share of body (the score's foreground) among the validation normals' maps
