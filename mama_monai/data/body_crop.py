@@ -25,7 +25,11 @@ head scan as the scanner writes it has a field of view of ~256 mm around a ~150 
 noise in the air. The MR presets crop *first*, before the per-volume intensity scaling (whose
 percentiles would otherwise move with the share of air): body is above 10 % of the volume's 99th
 percentile (MR has no absolute scale; ``percentile``), each slice's mask opened by 1 voxel so that
-background noise does not add up (``opening``).
+background noise does not add up (``opening``). Measured (five seeds): the demo T1's head in a
+256 mm field of Rician noise, slice AUROC MAMA Net 0.750, autoencoder 0.780, MemAE 0.775 uncropped,
+0.848, 0.881, 0.911 cropped; the demo T1 itself is unchanged. The box is exact up to a noise sigma
+of 5 % of the 99th percentile, a few voxels wider at 6-7 %, the whole image (no crop) at 8 %, where
+the opened speckle still joins up.
 
 Example:
     >>> import torch
