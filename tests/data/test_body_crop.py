@@ -42,13 +42,28 @@ def padded(tmp_path_factory):
 
 def test_the_box_is_the_largest_region_widened_and_clipped():
     image = torch.zeros(1, 20, 30, 4)
-    image[0, 5:12, 8:20, 1] = 1.0  # the body, in one slice only: the projection finds it
+    image[0, 5:12, 8:20] = 1.0  # the body
     image[0, 16:18, 2:28] = 1.0  # a couch, apart and smaller
     image[0, 0, 0] = 1.0  # a stray voxel
     assert body_box(image, 0.5, margin=0) == [5, 11, 8, 19]
     assert body_box(image, 0.5, margin=3) == [2, 14, 5, 22]
     assert body_box(image, 0.5, margin=50) == [0, 19, 0, 29]  # clipped to the image
     assert body_box(torch.zeros(1, 6, 7), 0.5) == [0, 5, 0, 6]  # no body: the whole image
+
+
+def test_a_couch_that_no_slice_joins_to_the_body_is_left_out():
+    """As in a real scanner-framed chest CT (Lung-PET-CT-Dx A0001, 431 mm field): the couch's position
+    in-plane moves along the table, so its projection along the slice axis overlaps the body's
+    (the first rule, on the projection, then took the couch's width) though in no slice, and in no
+    pair of neighbouring slices, do they touch: the body is the largest region connected in 3D."""
+    image = torch.zeros(1, 20, 30, 4)
+    image[0, 5:12, 8:20] = 1.0  # the body
+    image[0, 12:15, 10:13, 0] = 1.0  # its back bulges in slice 0, down to row 14
+    image[0, 16:18, 2:28, :3] = 1.0  # the couch, below the bulge in slices 0-2
+    image[0, 13:15, 2:28, 3] = 1.0  # and higher in slice 3, where the body does not bulge
+    assert body_box(image, 0.5, margin=0) == [5, 14, 8, 19]
+    projection = image.amax(dim=3)  # the projection joins the couch of slice 3 to the bulge of slice 0
+    assert body_box(projection, 0.5, margin=0) == [5, 14, 2, 27]  # the couch's width
 
 
 def test_the_crop_moves_the_affine_to_the_boxs_first_voxel():
