@@ -90,10 +90,10 @@ def body_box(
     background noise (isolated voxels above the threshold, in every slice) neither joins the head's
     region at its edge nor, where it is dense, links up into a region of its own.
     """
-    array = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image, dtype=np.float32)
+    array = np.asarray(image.detach().cpu() if isinstance(image, torch.Tensor) else image)
     if array.ndim not in (3, 4):
         raise ValueError(f"image must be (C, W, H) or (C, W, H, D), got shape {array.shape}.")
-    intensity = array.mean(axis=0)
+    intensity = array[0] if array.shape[0] == 1 else array.mean(axis=0, dtype=np.float32)  # no copy of one channel
     if percentile is not None:
         threshold = threshold * float(np.percentile(intensity, percentile))
     body = intensity > threshold
@@ -104,10 +104,26 @@ def body_box(
     w, h = body.shape[:2]
     if n == 0:
         return [0, w - 1, 0, h - 1]
-    largest = int(np.argmax(ndimage.sum_labels(body, labels, index=range(1, n + 1))))
-    rows, cols = ndimage.find_objects(labels)[largest][:2]
+    rows, cols = _largest_region(labels)[:2]
     return [max(rows.start - margin, 0), min(rows.stop - 1 + margin, w - 1),
             max(cols.start - margin, 0), min(cols.stop - 1 + margin, h - 1)]  # fmt: skip
+
+
+def _largest_region(labels: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box (slices) of the region of ``labels`` (``scipy.ndimage.label``'s) with the
+    most voxels. Regions are counted in the order of their boxes' volumes, largest first, until no
+    box left can hold more voxels than the largest count so far: the body's box is usually first,
+    so one count inside it decides (a bincount of every voxel took 4 s for 512 x 512 x 600)."""
+    boxes = ndimage.find_objects(labels)
+    volumes = [int(np.prod([s.stop - s.start for s in box])) for box in boxes]
+    best, best_size = 0, -1
+    for i in np.argsort(volumes)[::-1]:
+        if volumes[i] <= best_size:
+            break
+        size = int(np.count_nonzero(labels[boxes[i]] == i + 1))
+        if size > best_size:
+            best, best_size = int(i), size
+    return boxes[best]
 
 
 def crop_in_plane(image: torch.Tensor, box: Sequence[int]) -> torch.Tensor:

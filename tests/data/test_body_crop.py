@@ -66,6 +66,29 @@ def test_a_couch_that_no_slice_joins_to_the_body_is_left_out():
     assert body_box(projection, 0.5, margin=0) == [5, 14, 2, 27]  # the couch's width
 
 
+def test_the_largest_region_is_the_one_with_most_voxels_not_the_widest_box():
+    """A thin frame round the field (the widest box, few voxels) against a solid block; and random
+    blobs against a count of every region's voxels (numpy's bincount) as the reference."""
+    from scipy import ndimage
+
+    from mama_monai.data.body_crop import _largest_region
+
+    image = np.zeros((1, 40, 50, 3), dtype=np.float32)
+    image[0, [0, -1], :, 1] = image[0, :, [0, -1], 1] = 1.0  # a frame: a 40 x 50 x 1 box, 176 voxels
+    image[0, 10:20, 12:22] = 1.0  # a block: 10 x 10 x 3 = 300 voxels
+    assert body_box(image, 0.5, margin=0) == [10, 19, 12, 21]
+    rng, checked = np.random.default_rng(0), 0
+    for _ in range(30):
+        blobs = ndimage.binary_opening(rng.random((30, 30, 8)) > 0.55)
+        labels, n = ndimage.label(blobs)
+        counts = np.bincount(labels.ravel())[1:]
+        if n < 2 or (counts == counts.max()).sum() > 1:  # a tie: either region is right
+            continue
+        assert _largest_region(labels) == ndimage.find_objects(labels)[int(np.argmax(counts))]
+        checked += 1
+    assert checked >= 15
+
+
 def test_the_crop_moves_the_affine_to_the_boxs_first_voxel():
     affine = torch.tensor([[-0.7, 0, 0, 100.0], [0, -0.7, 0, 50.0], [0, 0, 2.5, -300.0], [0, 0, 0, 1]], dtype=torch.float64)
     image = torch.zeros(1, 20, 30, 4)
