@@ -19,10 +19,10 @@ region of the mask's projection along the slice axis; on a real scanner-framed c
 (Lung-PET-CT-Dx A0001, ``benchmarks/scanner_ct_box.py``) the couch moves in-plane along the table,
 its projection overlaps the body's, and that box took the couch in (columns 128-511 of 512; now
 130-457, the couch lying at 375-511). The largest 3D region costs an int32 label per voxel
-(~0.3 s and 64 MB for 512 x 512 x 64). An image with no body is left whole. The box is
-recorded in the image's metadata (``body_box``: first and last row, first and last column of
-the loaded grid) so that maps go back onto the input's own grid
-(:func:`~mama_monai.data.slicing.stack_slices`) and masks get the same crop.
+(~0.3 s and 64 MB for 512 x 512 x 64; 4 s and 0.6 GB for 600 slices, on one core). An image
+with no body is left whole. The box is recorded in the image's metadata (``body_box``: first and
+last row, first and last column of the loaded grid) so that maps go back onto the input's own
+grid (:func:`~mama_monai.data.slicing.stack_slices`) and masks get the same crop.
 
 MR (the ``mri_*`` presets; our decision, measured in ``docs/accuracy/body_crop_brain.md``): the
 embedded brain T1 was cropped to its head when it was built, as the CTs were to their bodies; a
