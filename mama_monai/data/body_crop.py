@@ -30,7 +30,7 @@ head scan as the scanner writes it has a field of view of ~256 mm around a ~150 
 noise in the air. The MR presets crop *first*, before the per-volume intensity scaling (whose
 percentiles would otherwise move with the share of air): body is above 10 % of the volume's 99th
 percentile (MR has no absolute scale; ``percentile``), each slice's mask opened by 1 voxel so that
-background noise does not add up (``opening``). Measured (five seeds): the demo T1's head in a
+background noise does not join the head's region (``opening``). Measured (five seeds): the demo T1's head in a
 256 mm field of Rician noise, slice AUROC MAMA Net 0.750, autoencoder 0.780, MemAE 0.775 uncropped,
 0.848, 0.881, 0.911 cropped; the demo T1 itself is unchanged. The box is exact up to a noise sigma
 of 5 % of the 99th percentile, 1-3 voxels wider at 6-8 %, 4-8 wider at 10 %, and the whole image
@@ -67,7 +67,9 @@ BODY_BOX = "body_box"
 
 #: the presets that crop, by the rule a model file was written under (its ``preprocessing.crop_rule``):
 #: 1 (files without the key, from 2026-12-02 morning on): the CT presets; 2 (this release): CT and MR.
-#: A file of rule 1 trained an MR preset without the crop, so it is scored without it.
+#: A file of rule 1 trained an MR preset without the crop, so it is scored without it. Under both
+#: rules the body is now the largest region connected in 3D (rule 1's files were written when it was
+#: the largest region of the projection, which kept a real couch: a fix, not a change of framing).
 CROP_RULES = {1: ("ct_lung", "ct_soft_tissue"), 2: ("ct_lung", "ct_soft_tissue", "mri_t1", "mri_t2", "mri_zscore")}
 #: the rule training writes now
 CROP_RULE = 2
