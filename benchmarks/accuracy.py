@@ -243,7 +243,7 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     jobs = [
         dict(base, task=task, network=net, seed=seed, variant="main", keep_outputs=seed == args.seeds[0])
         for task in args.tasks
-        for net in MODELS
+        for net in getattr(args, "models", MODELS)
         for seed in args.seeds
     ]
     for option, (variant, key) in MULTI_RUN.items():  # every model again, K networks from each main seed
@@ -252,7 +252,7 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
             jobs += [
                 dict(base, task=task, network=net, seed=seed, variant=variant.format(k=k), overrides={key: k})
                 for task in args.tasks
-                for net in MODELS
+                for net in getattr(args, "models", MODELS)
                 for seed in args.seeds
             ]
     if not args.no_ablations:
@@ -309,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and budgets: a smoke test (minutes)")
     parser.add_argument("--output", default=str(ROOT / "docs"), help="folder for accuracy.md, accuracy/*.png, accuracy/results.json")
     parser.add_argument("--tasks", nargs="+", default=["lidc", "brain"], choices=["lidc", "brain"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="networks to run (default all three)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--ablation-seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--size", type=int, default=64, help="model input size (default 64: validation AUROC 0.72 against 0.61 at 128, docs/accuracy.md)")
