@@ -73,6 +73,16 @@ def scanner_fov(source: Path, target: Path, task: str = "lidc") -> Path:
     return target
 
 
+def uncropped_copy(model: Path, target: Path) -> Path:
+    """A copy of the model file at ``target`` that does not crop (``crop_to_body: false``), as every
+    model was scored before the crop."""
+    from mama_monai.engines.checkpoint import load_model, read_checkpoint, save_model
+
+    payload = read_checkpoint(model)
+    config = dict(payload["config"], preprocessing=dict(payload["config"]["preprocessing"], crop_to_body=False))
+    return save_model(target, load_model(model)[0], config, payload["threshold"], payload["metrics"])
+
+
 def _test_slices(task: str) -> tuple[dict[str, Path], list[tuple[str, int, int]]]:
     """The task's demo volumes and its test slices as (volume, slice index, label)."""
     from mama_monai.data.demo import demo_slice_table, load_demo_brain, load_demo_ct
@@ -90,7 +100,6 @@ def run_one(network: str, seed: int, size: int, iterations: int, task: str = "li
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from mama_monai.engines.checkpoint import load_model, read_checkpoint, save_model
     from mama_monai.workflows.config import workflow_config
     from mama_monai.workflows.distributed import init_distributed
     from mama_monai.workflows.scoring import score_cases
@@ -106,9 +115,7 @@ def run_one(network: str, seed: int, size: int, iterations: int, task: str = "li
         parser = workflow_config(network, overrides=dict(_task_overrides(task, size, iterations, min(50, iterations)), seed=seed))
         splits = prepare_splits(parser)
         result = train_model(parser, splits["train"], splits["val"], tmp / "run", init_distributed("cpu"), progress=False)
-        payload = read_checkpoint(result.model_path)
-        config = dict(payload["config"], preprocessing=dict(payload["config"]["preprocessing"], crop_to_body=False))
-        uncropped = save_model(tmp / "no_crop.pt", load_model(result.model_path)[0], config, payload["threshold"], payload["metrics"])
+        uncropped = uncropped_copy(result.model_path, tmp / "no_crop.pt")
         framings = {
             "as_built": sources,
             "scanner_fov": {v: scanner_fov(path, tmp / f"fov_{v}.nii.gz", task) for v, path in sources.items()},

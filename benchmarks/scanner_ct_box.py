@@ -70,12 +70,10 @@ def measure(folder: Path) -> dict:
 
 def slices_above_threshold(model: Path, folder: Path, workdir: Path) -> dict:
     """Slices of the series at or above ``model``'s threshold, with its crop and without it."""
-    from mama_monai.engines.checkpoint import load_model, read_checkpoint, save_model
+    from benchmarks.body_crop import uncropped_copy
     from mama_monai.workflows.scoring import score_cases
 
-    payload = read_checkpoint(model)
-    config = dict(payload["config"], preprocessing=dict(payload["config"]["preprocessing"], crop_to_body=False))
-    uncropped = save_model(workdir / "no_crop.pt", load_model(model)[0], config, payload["threshold"], payload["metrics"])
+    uncropped = uncropped_copy(model, workdir / "no_crop.pt")
     row: dict = {"model": str(model)}
     for name, path in (("crop", model), ("no_crop", uncropped)):
         (case,) = score_cases(path, [folder], workdir / name, dicom_output=False)["cases"]
