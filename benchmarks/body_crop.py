@@ -47,9 +47,10 @@ FOV = {"lidc": 171, "brain": 128}  # voxels: 360 mm of 2.109 mm; 256 mm of 2 mm
 NOISE = 0.02  # brain: sigma of the Rician background, as a share of the volume's 99th percentile
 
 
-def scanner_fov(source: Path, target: Path, task: str = "lidc") -> Path:
+def scanner_fov(source: Path, target: Path, task: str = "lidc", noise: float = NOISE) -> Path:
     """``source`` centred in a square field of view: LIDC, air with a couch below the body; brain,
-    Rician noise around the head (module docstring)."""
+    Rician noise (sigma ``noise`` x the volume's 99th percentile, seed 0) around the head (module
+    docstring)."""
     import nibabel as nib
 
     img = nib.load(source)
@@ -62,7 +63,7 @@ def scanner_fov(source: Path, target: Path, task: str = "lidc") -> Path:
         big[ox : ox + w, oy : oy + h] = a
         big[:, oy + h + 8 : oy + h + 11] = 0  # the couch: posterior (LPS: +y) of the body, apart from it
     else:
-        rng, sigma = np.random.default_rng(0), NOISE * float(np.percentile(a, 99))
+        rng, sigma = np.random.default_rng(0), noise * float(np.percentile(a, 99))
         shape = (max(fov, w), max(fov, h), a.shape[2])
         big = np.hypot(rng.normal(0, sigma, shape), rng.normal(0, sigma, shape)).astype(np.float32)
         ox, oy = (shape[0] - w) // 2, (shape[1] - h) // 2

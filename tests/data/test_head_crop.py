@@ -5,7 +5,8 @@ noise, the demo T1 left unchanged.
 The noisy head is the real MNI152 demo T1 placed in a 256 mm field of view whose air carries
 Rician noise (sigma 4 % of the volume's 99th percentile: at 2 %, benchmarks/body_crop.py's, the
 speckle above the threshold stays too sparse to need the opening), as a scanner writes a head
-scan (the demo build cropped the template to its head)."""
+scan (the demo build cropped the template to its head); the field is the benchmark's own
+(``benchmarks.body_crop.scanner_fov``), with more noise."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.body_crop import scanner_fov
 from mama_monai.data.body_crop import BODY_BOX, CropToBodyd, body_box
 from mama_monai.data.demo import load_demo_brain
 from mama_monai.data.preprocessing import Preprocessor
@@ -21,24 +23,10 @@ from mama_monai.data.preprocessing import Preprocessor
 MR_PRESETS = ("mri_t1", "mri_t2", "mri_zscore")
 
 
-def _noisy_field(source, target, size=128, sigma_share=0.04, seed=0):
-    """``source``'s head voxels in a ``size`` x ``size`` field of Rician noise (its zero background too)."""
-    img = nib.load(source)
-    a = np.asarray(img.dataobj).astype(np.float32)
-    rng, sigma = np.random.default_rng(seed), sigma_share * float(np.percentile(a, 99))
-    shape = (size, size, a.shape[2])
-    big = np.hypot(rng.normal(0, sigma, shape), rng.normal(0, sigma, shape)).astype(np.float32)
-    ox, oy = (size - a.shape[0]) // 2, (size - a.shape[1]) // 2
-    big[ox : ox + a.shape[0], oy : oy + a.shape[1]] = np.where(a > 0, a, big[ox : ox + a.shape[0], oy : oy + a.shape[1]])
-    affine = img.affine.copy()
-    affine[:3, 3] -= affine[:3, :3] @ np.array([ox, oy, 0])
-    nib.save(nib.Nifti1Image(big, affine), target)
-    return target
-
-
 @pytest.fixture(scope="module")
 def noisy_head(tmp_path_factory):
-    return _noisy_field(load_demo_brain()["image"], tmp_path_factory.mktemp("head") / "t1_fov.nii.gz")
+    target = tmp_path_factory.mktemp("head") / "t1_fov.nii.gz"
+    return scanner_fov(load_demo_brain()["image"], target, "brain", noise=0.04)  # 128 x 128 voxels of 2 mm
 
 
 def test_the_threshold_is_a_share_of_the_percentile_and_speckle_is_opened_away():
