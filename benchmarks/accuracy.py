@@ -240,10 +240,11 @@ def _latents(network, items: list[dict]) -> dict[str, list]:
 # ----------------------------------------------------------------------------- the plan
 def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = {"size": args.size, "iterations": args.iterations, "interval": args.interval}
+    models = getattr(args, "models", MODELS)  # --models; all three where the caller's namespace has none
     jobs = [
         dict(base, task=task, network=net, seed=seed, variant="main", keep_outputs=seed == args.seeds[0])
         for task in args.tasks
-        for net in getattr(args, "models", MODELS)
+        for net in models
         for seed in args.seeds
     ]
     for option, (variant, key) in MULTI_RUN.items():  # every model again, K networks from each main seed
@@ -252,7 +253,7 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
             jobs += [
                 dict(base, task=task, network=net, seed=seed, variant=variant.format(k=k), overrides={key: k})
                 for task in args.tasks
-                for net in getattr(args, "models", MODELS)
+                for net in models
                 for seed in args.seeds
             ]
     if not args.no_ablations:
