@@ -27,7 +27,9 @@ class AnomalyTrainer(SupervisedTrainer):
     :class:`~mama_monai.engines.acceleration.Acceleration`) is the layout inputs are handed over in.
     ``input_noise`` (e.g. :class:`~mama_monai.engines.input_noise.CoarseNoise`): the network is
     given ``input_noise(image)`` and the loss compares its output with the clean ``image``
-    (denoising training); ``None`` (default): plain reconstruction.
+    (denoising training); ``None`` (default): plain reconstruction. ``augment`` (e.g.
+    :class:`~mama_monai.engines.augmentation.RandomAffineBatch`) transforms the batch first: the
+    transformed image is both the input and the target.
 
     ``engine.state.output`` holds ``image``, ``pred`` (reconstruction, detached), ``loss`` (the
     weighted total, for MONAI's ``StatsHandler``), the unweighted terms (``mse``, ``wasserstein``,
@@ -39,14 +41,19 @@ class AnomalyTrainer(SupervisedTrainer):
         *args: Any,
         memory_format: Optional[torch.memory_format] = None,
         input_noise: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.memory_format = memory_format
         self.input_noise = input_noise
+        self.augment = augment
 
     def _iteration(self, engine: "AnomalyTrainer", batchdata: Dict[str, Any]) -> Dict[str, Any]:
-        inputs = in_layout(batch_images(engine, batchdata), engine.memory_format)
+        inputs = batch_images(engine, batchdata)
+        if engine.augment is not None:
+            inputs = engine.augment(inputs)
+        inputs = in_layout(inputs, engine.memory_format)
         engine.state.output = {Keys.IMAGE: inputs}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)

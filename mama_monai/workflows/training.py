@@ -42,6 +42,7 @@ from mama_monai.engines import (
     save_model,
     score_items,
 )
+from mama_monai.engines.augmentation import RandomAffineBatch
 from mama_monai.engines.input_noise import CoarseNoise
 from mama_monai.engines.interrupt import interrupt_between_iterations
 from mama_monai.engines.normal_error import NormalReconstructionError
@@ -223,6 +224,7 @@ def build_training_run(
         memory_format=memory_format,
         non_blocking=on_cuda,
         input_noise=CoarseNoise.from_config(cfg.get("input_noise")),
+        augment=RandomAffineBatch.from_config(cfg.get("augment")),
     )
     progress = TrainingProgress(int(cfg.get("early_stopping_patience") or 0), CHECKPOINT_CRITERION[checkpoint_choice(cfg)])
     return TrainingRun(
