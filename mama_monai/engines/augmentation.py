@@ -40,7 +40,8 @@ class RandomAffineBatch:
 
     Args:
         rotate_deg: rotation drawn uniformly in +-this many degrees (in-plane; about every axis in 3D).
-        scale: scale factor drawn uniformly in 1 +- this, per axis.
+        scale: the sampling grid is scaled by a factor drawn uniformly in 1 +- this, per axis (MONAI's
+            ``scale_range``), so the image is zoomed by 1 / (1 +- scale).
         translate: shift drawn uniformly in +- this fraction of the image size, per axis.
         prob: probability that an image is transformed at all (else it is passed as it is).
 

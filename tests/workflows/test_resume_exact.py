@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -38,11 +39,13 @@ def _assert_same_tree(a, b, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def test_resume_from_the_first_checkpoint_reproduces_the_uninterrupted_run(tmp_path, tiny):
+@pytest.mark.parametrize("augment", [[], ["--training#augment", "{rotate_deg: 10, scale: 0.1, translate: 0.05}"]], ids=["plain", "augmented"])
+def test_resume_from_the_first_checkpoint_reproduces_the_uninterrupted_run(tmp_path, tiny, augment):
     # MAMA Net: the hash memory draws its first slots from a batch and restarts unread ones, the
-    # loader shuffles, so any random state not restored shows in the weights
+    # loader shuffles, so any random state not restored shows in the weights; augmented: every
+    # batch's random affine transforms too (engines/augmentation.py draws them from torch's generator)
     whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    argv = ["train", "--network", "mamanet_compact", "--device", "cpu", *tiny.args, *tiny.mamanet]
+    argv = ["train", "--network", "mamanet_compact", "--device", "cpu", *tiny.args, *tiny.mamanet, *augment]
     assert main([*argv, "--output", str(whole)]) == 0  # 20 iterations, a checkpoint every 10
 
     # the interrupted run: the same run as it stood after its first checkpoint
