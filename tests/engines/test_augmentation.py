@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from scipy import ndimage
 
 from mama_monai.engines import AnomalyTrainer, DetailedForward
 from mama_monai.engines.augmentation import RandomAffineBatch
 from mama_monai.losses import ReconstructionLoss
+from tests.engines.recorder import Recorder
 
 
 def _principal_angle(image: np.ndarray) -> float:
@@ -110,22 +110,9 @@ def test_bad_settings_name_the_key_and_the_value(section, message):
         RandomAffineBatch.from_config(section)
 
 
-class _Recorder(nn.Module):
-    """Returns zeros and remembers what it was given."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(()))
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return x * 0 + self.weight
-
-
 def test_the_trainer_uses_the_augmented_image_as_input_and_target():
     clean = _bar(4, 32)
-    net = _Recorder()
+    net = Recorder()
     loss = ReconstructionLoss(mse_weight=1.0, wasserstein_weight=0.0, memory_weight=0.0)
     aug = RandomAffineBatch(rotate_deg=30, translate=0.1)
     trainer = AnomalyTrainer(

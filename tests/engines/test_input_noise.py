@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
 
 from mama_monai.engines import AnomalyTrainer, DetailedForward
 from mama_monai.engines.input_noise import CoarseNoise
 from mama_monai.losses import ReconstructionLoss
+from tests.engines.recorder import Recorder
 
 
 def _neighbour_ratio(noise: torch.Tensor) -> float:
@@ -49,23 +49,10 @@ def test_bad_settings_name_the_key(section, message):
         CoarseNoise.from_config(section)
 
 
-class _Recorder(nn.Module):
-    """Returns zeros and remembers what it was given."""
-
-    def __init__(self):
-        super().__init__()
-        self.weight = nn.Parameter(torch.zeros(()))
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return x * 0 + self.weight
-
-
 def test_trainer_feeds_the_noisy_image_and_scores_against_the_clean_one():
     torch.manual_seed(0)
     clean = torch.rand(4, 1, 32, 32)
-    net = _Recorder()
+    net = Recorder()
     loss = ReconstructionLoss(mse_weight=1.0, wasserstein_weight=0.0, memory_weight=0.0)
     trainer = AnomalyTrainer(
         device=torch.device("cpu"), max_epochs=1, epoch_length=1, train_data_loader=[{"image": clean}],
