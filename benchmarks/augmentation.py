@@ -65,8 +65,8 @@ def plan(args: argparse.Namespace, series: str | None) -> list[dict[str, Any]]:
     return sorted(jobs, key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
 
 
-def _cell(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.3f}"
+def _cell(values: list[float], digits: int = 3) -> str:
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.{digits}f}"
 
 
 def _paired(new: list[dict], old: list[dict], key: str) -> str:
@@ -117,7 +117,7 @@ def summary(rows: list[dict], settings: dict) -> str:
                 group = sorted((r for r in mine if r["network"] == net and r["variant"] == name), key=lambda r: r["seed"])
                 if not group:
                     continue
-                cells = [_cell([r[k] for r in group]) for k, _ in COLUMNS]
+                cells = [_cell([r[k] for r in group], 4 if k.endswith("mse") else 3) for k, _ in COLUMNS]
                 cells += list(_unlabelled(group)) if lidc else [_cell([r["bright_auroc_percentile"] for r in group]), _cell([r["dark_auroc_percentile"] for r in group])]
                 diff = "–" if name == "none" else _paired(group, none, "auroc_percentile")
                 lines.append(f"| {NAMES.get(net, net)} | {name} | " + " | ".join(cells) + f" | {diff} |")
