@@ -160,7 +160,29 @@ def _image_aurocs(out: dict[str, np.ndarray], labels: np.ndarray, scoring: dict[
         args = dict(anomaly_map_args(scoring), reduction=reduction)
         result[f"auroc_{reduction}"] = float(roc_auc_score(labels, AnomalyMap(2, **args)(x, r).numpy()))
     result["auroc_paper_mean_error"] = float(roc_auc_score(labels, ((x - r) ** 2).flatten(1).mean(1).numpy()))
+    amap = AnomalyMap(2, **anomaly_map_args(scoring))
+    for name, residual in _residual_maps(x, r, amap).items():  # other residual maps, the default reduction
+        result[f"auroc_residual_{name}"] = float(roc_auc_score(labels, amap.score(residual).numpy()))
     return result
+
+
+#: SSIM window (Wang et al. 2004: Gaussian, sigma 1.5, 11 px; 7 px at our 64 x 64)
+SSIM_KERNEL = 7
+
+
+def _residual_maps(x, r, amap) -> dict[str, Any]:
+    """Residual maps other than the product's squared error, on the product's foreground: the
+    absolute error (smoothed as the squared one) and the structural dissimilarity (1 - SSIM) / 2
+    over a 7-pixel Gaussian window (MONAI's ``compute_ssim_and_cs``; the valid region padded back
+    to the image by its edge values), measured in ``benchmarks/residual_maps.py``."""
+    import torch.nn.functional as F
+    from monai.metrics.regression import compute_ssim_and_cs
+
+    fg = amap.foreground(x)
+    ssim, _ = compute_ssim_and_cs(r.float(), x.float(), 2, [SSIM_KERNEL] * 2, [1.5, 1.5], data_range=1.0)
+    half = SSIM_KERNEL // 2
+    dssim = F.pad((1 - ssim.mean(dim=1, keepdim=True)) / 2, (half,) * 4, mode="replicate")
+    return {"absolute": amap.smooth((x.float() - r.float()).abs().mean(dim=1, keepdim=True)) * fg, "ssim": dssim * fg}
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:

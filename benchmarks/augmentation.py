@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         return rows_file.rewrite_report(args.output, summary)
     start = time.time()
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         series = None
         if args.wheel:

@@ -1,0 +1,110 @@
+"""Residual maps other than the squared error: absolute error and structural dissimilarity
+(``docs/accuracy/residual_maps.md``; predicted before the run in
+``docs/accuracy/residual_maps_prediction.txt``).
+
+Every (task, network, seed) trains and is scored by ``benchmarks/accuracy.py``'s ``run_one`` (the
+product's path); its validation slices (held-out normals and their SIMULATED-lesion copies) and
+test slices are scored with the product's map (squared error, smoothed) and with the two others
+of ``benchmarks.accuracy._residual_maps``, all on the product's foreground and with its
+reduction (99th percentile in the body). Only the map differs: the networks are the same.
+
+    python benchmarks/residual_maps.py --output docs/accuracy/residual_maps.json   # ~15 min on 2 CPU cores
+    python benchmarks/residual_maps.py --output docs/accuracy/residual_maps.json --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import rows_file  # noqa: E402
+from benchmarks.accuracy import MODELS, run_all  # noqa: E402
+from benchmarks.accuracy_report import NAMES  # noqa: E402
+
+#: map name -> the row key of its image AUROC (``run_one``; ``val_`` before it for validation)
+MAPS = {"squared (the product's)": "auroc_percentile", "absolute": "auroc_residual_absolute", "ssim": "auroc_residual_ssim"}
+
+
+def _cell(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.3f}"
+
+
+def _paired(rows: list[dict], key: str, base: str) -> str:
+    from mama_monai.evaluation import paired_t_test
+
+    a, b = np.array([r[key] for r in rows]), np.array([r[base] for r in rows])
+    if np.allclose(a - b, (a - b)[0]):
+        return f"{float((a - b).mean()):+.3f} (the same in every seed)"
+    t = paired_t_test(a.tolist(), b.tolist())
+    return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
+
+
+def summary(rows: list[dict], settings: dict) -> str:
+    lines = [
+        "# Residual maps: squared error, absolute error, structural dissimilarity",
+        "",
+        f"Written by `python benchmarks/residual_maps.py` on {settings['date']}, {settings['cpu']}, in "
+        f"{settings['seconds'] / 60:.0f} min: {settings['size']} x {settings['size']}, {settings['iterations']} iterations, "
+        f"seeds {settings['seeds']}; one network per model and seed, trained and validated as `benchmarks/accuracy.py` "
+        "does, each scored with three maps on the product's foreground and reduction (99th percentile in the body): "
+        "*squared* (x - x̂)² smoothed (sigma 2 px, the product's), *absolute* |x - x̂| smoothed the same, *ssim* "
+        "(1 - SSIM(x̂, x)) / 2 over a 7-px Gaussian window (sigma 1.5, MONAI's `compute_ssim_and_cs`). Image AUROC, "
+        "mean ± sd over seeds; validation = SIMULATED lesions in held-out normal slices; differences paired over seeds. "
+        "Predictions and the decision rule, written before the run: `residual_maps_prediction.txt`. Rows: `"
+        + Path(settings["output"]).name + "`.",
+    ]
+    base = MAPS["squared (the product's)"]
+    for task in ("lidc", "brain"):
+        mine = [r for r in rows if r["task"] == task]
+        if not mine:
+            continue
+        lines += ["", f"## {'LIDC (REAL nodules)' if task == 'lidc' else 'brain T1 (SIMULATED lesions)'}", "",
+                  "| model | map | validation AUROC | minus squared (paired) | test image AUROC | minus squared (paired) |",
+                  "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for net in MODELS:
+            group = sorted((r for r in mine if r["network"] == net), key=lambda r: r["seed"])
+            if not group:
+                continue
+            for name, key in MAPS.items():
+                diffs = ["–", "–"] if key == base else [_paired(group, "val_" + key, "val_" + base), _paired(group, key, base)]
+                lines.append(f"| {NAMES.get(net, net)} | {name} | {_cell([r['val_' + key] for r in group])} | {diffs[0]} | "
+                             f"{_cell([r[key] for r in group])} | {diffs[1]} |")  # fmt: skip
+        if task == "brain":
+            lines += ["", "Bright and dark SIMULATED lesions apart (test image AUROC):", "",
+                      "| model | map | bright | dark |", "| --- | --- | --- | --- |"]  # fmt: skip
+            for net in MODELS:
+                group = [r for r in mine if r["network"] == net]
+                for name, key in MAPS.items():
+                    if group:
+                        lines.append(f"| {NAMES.get(net, net)} | {name} | {_cell([r['bright_' + key] for r in group])} | {_cell([r['dark_' + key] for r in group])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    rows_file.add_arguments(parser)
+    parser.add_argument("--tasks", nargs="+", default=["lidc", "brain"], choices=["lidc", "brain"])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.report_only:
+        return rows_file.rewrite_report(args.output, summary)
+    start = time.time()
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main"}
+    jobs = [dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds]
+    jobs.sort(key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
+    rows = run_all(jobs, args.workers, Path(args.output).with_suffix(".jsonl"))
+    rows = [{k: v for k, v in r.items() if k != "history"} for r in rows]
+    return rows_file.save(args, rows, start, summary)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
