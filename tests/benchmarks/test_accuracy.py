@@ -163,3 +163,32 @@ def test_report_only_keeps_the_notes_written_by_hand_and_the_tables_it_rewrites(
     assert accuracy.main(["--report-only", "--output", str(tmp_path)]) == 0
     again = (tmp_path / "accuracy.md").read_text()
     assert again == report.rstrip("\n") + "\n\n" + notes  # the tables rewritten as before, the notes kept once
+
+
+def test_other_residual_maps_known_answers():
+    import torch
+
+    from mama_monai.engines import AnomalyMap
+
+    amap = AnomalyMap(2, sigma=2.0, foreground_threshold=0.02, border=2)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(0.2, 0.8, (2, 1, 32, 32))).float()
+    same = accuracy._residual_maps(x, x.clone(), amap)
+    assert float(same["absolute"].abs().max()) == 0.0 and float(same["ssim"].abs().max()) < 1e-5
+    # the absolute map of a reconstruction off by 0.1 everywhere: 0.1 wherever smoothing sees only
+    # that offset (the interior), 0 outside the foreground
+    off = accuracy._residual_maps(x, x + 0.1, amap)["absolute"]
+    np.testing.assert_allclose(off[..., 8:-8, 8:-8].numpy(), 0.1, rtol=1e-4)
+    # the SSIM map against the formula (Wang et al. 2004) with scipy's Gaussian filter, sigma 1.5
+    # over 7 px, on the interior
+    from scipy.ndimage import gaussian_filter
+
+    r = (x + torch.from_numpy(rng.normal(0, 0.1, x.shape)).float()).clamp(0, 1)
+    a, b = r[0, 0].double().numpy(), x[0, 0].double().numpy()
+    g = lambda v: gaussian_filter(v, 1.5, truncate=2.0)  # noqa: E731
+    ma, mb = g(a), g(b)
+    va, vb, cov = g(a * a) - ma**2, g(b * b) - mb**2, g(a * b) - ma * mb
+    c1, c2 = 0.01**2, 0.03**2
+    ssim = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+    ours = accuracy._residual_maps(x, r, amap)["ssim"][0, 0].numpy()
+    np.testing.assert_allclose(ours[5:-5, 5:-5], ((1 - ssim) / 2)[5:-5, 5:-5], atol=1e-3)
