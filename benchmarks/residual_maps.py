@@ -8,7 +8,7 @@ test slices are scored with the product's map (squared error, smoothed) and with
 of ``benchmarks.accuracy._residual_maps``, all on the product's foreground and with its
 reduction (99th percentile in the body). Only the map differs: the networks are the same.
 
-    python benchmarks/residual_maps.py --output docs/accuracy/residual_maps.json   # ~15 min on 2 CPU cores
+    python benchmarks/residual_maps.py --output docs/accuracy/residual_maps.json   # ~25 min on 2 CPU cores
     python benchmarks/residual_maps.py --output docs/accuracy/residual_maps.json --report-only
 """
 
