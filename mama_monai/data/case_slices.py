@@ -118,32 +118,35 @@ class _FileLoader:
         self.preset, self.spatial_size = preset, self.preprocess.spatial_size
         self.cache = None if cache_dir is None else PreprocessedCache(cache_dir)
         #: the body box of each image preprocessed here, with its loaded in-plane shape: [r0, r1, c0, c1, w, h]
+        #: (the whole plane where the preset does not crop)
         self._boxes: dict[str, torch.Tensor] = {}
         #: the cache's kind of entry: a cropped and an uncropped image of one file are two entries
         self.image_kind = "image_cropped_to_body" if self.preprocess.crops else "image"
 
     def _image(self, path: str) -> torch.Tensor:
         image = self.preprocess({"image": path})["image"]
-        if BODY_BOX in image.meta:
-            shape = [int(s) for s in image.meta["spatial_shape"][:2]]
-            self._boxes[path] = torch.as_tensor([*image.meta[BODY_BOX], *shape], dtype=torch.int64)
+        shape = [int(s) for s in image.meta["spatial_shape"][:2]]  # the canonical grid as loaded
+        box = image.meta.get(BODY_BOX, [0, shape[0] - 1, 0, shape[1] - 1])
+        self._boxes[path] = torch.as_tensor([*box, *shape], dtype=torch.int64)
         return _plain(image)
 
     def _box(self, path: str) -> torch.Tensor:
-        """The image's body box (:mod:`mama_monai.data.body_crop`): kept from its preprocessing, or
-        found again (the image came from the cache, the box did not)."""
+        """The image's body box (:mod:`mama_monai.data.body_crop`; the whole plane without the crop)
+        and loaded in-plane shape: kept from its preprocessing, or found again (the image came from
+        the cache, the box did not)."""
         if path not in self._boxes:
             self._image(path)
         return self._boxes.pop(path)
 
-    def _mask(self, path: str, box: torch.Tensor | None) -> torch.Tensor:
+    def _mask(self, path: str, box: torch.Tensor) -> torch.Tensor:
         mask = _plain(to_canonical(load_image(path)))  # the image's voxel order (LoadMedicalImaged)
-        if box is not None:  # the image's crop, in the image's voxels: the mask must share its grid
-            if tuple(mask.shape[1:3]) != tuple(box[4:].tolist()):
-                raise ValueError(
-                    f"mask {Path(path).name}: in-plane shape {tuple(mask.shape[1:3])}, its image's is {tuple(box[4:].tolist())}; "
-                    "a mask must lie on its image's voxel grid (its image is cropped to the body by those voxels)."
-                )
+        if tuple(mask.shape[1:3]) != tuple(box[4:].tolist()):  # resized alike, a mask of another grid would mislabel pixels
+            why = " (its image is cropped to the body by those voxels)" if self.preprocess.crops else ""
+            raise ValueError(
+                f"mask {Path(path).name}: in-plane shape {tuple(mask.shape[1:3])}, its image's is {tuple(box[4:].tolist())}; "
+                f"a mask must lie on its image's voxel grid{why}."
+            )
+        if self.preprocess.crops:  # the image's crop, in the image's voxels
             mask = crop_in_plane(mask, box[:4].tolist())
         size = list(self.spatial_size) + ([-1] if mask.ndim == 4 else [])
         return (_plain(Resize(size, mode="nearest")(mask)) > 0).float()
@@ -158,10 +161,11 @@ class _FileLoader:
 
     def _masks(self, path: str, mask_paths: Sequence[str], counts: dict[str, int]) -> dict[str, Any]:
         """Each mask of the image at ``path``, cropped as the image was; a bad mask is its error text."""
-        box = None
-        if mask_paths and self.preprocess.crops:
-            box = self._cached(path, "body_box_and_shape", lambda: self._box(path), counts)
-        kind = "mask" if box is None else "mask_in_box_" + "_".join(str(int(b)) for b in box)
+        if not mask_paths:
+            return {}
+        crops = self.preprocess.crops
+        box = self._cached(path, "body_box_and_shape" if crops else "grid_shape", lambda: self._box(path), counts)
+        kind = ("mask_in_box_" if crops else "mask_on_grid_") + "_".join(str(int(b)) for b in (box if crops else box[4:]))
         masks: dict[str, Any] = {}
         for mask_path in mask_paths:
             try:

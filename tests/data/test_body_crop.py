@@ -246,15 +246,38 @@ def test_the_cache_keeps_cropped_and_uncropped_images_apart(padded, tmp_path):
     assert not torch.equal(loaded[True], loaded[False])
 
 
-def test_a_mask_on_another_grid_than_its_cropped_image_is_refused_by_name(padded, tmp_path):
-    """The padded CT with the demo's unpadded mask: the crop box (image voxels) cannot apply to it."""
+@pytest.mark.parametrize("crop", [True, False], ids=["cropped", "uncropped"])
+def test_a_mask_on_another_grid_than_its_image_is_refused_by_name(padded, tmp_path, crop):
+    """The padded CT with the demo's unpadded mask: cropped, the box (image voxels) cannot apply to
+    it; uncropped, resizing both to the model would put the nodule on other pixels (it was resized
+    silently until 2026-12-02)."""
     import shutil
 
     shutil.copy(padded["image"], tmp_path / "image.nii.gz")
     shutil.copy(load_demo_ct()["mask"], tmp_path / "small_mask.nii.gz")
     case = ManifestCase("n", "image.nii.gz", 1, mask="small_mask.nii.gz", slice_index=89)
     manifest = Manifest(dataset="m", root=tmp_path, cases=[case])
-    items, failures = load_case_slices(manifest, [case], "ct_lung", [64, 64], num_workers=0)
-    assert items == [] and len(failures) == 1
-    shape = nib.load(padded["image"]).shape[:2]
-    assert f"mask small_mask.nii.gz: in-plane shape (170, 129), its image's is {shape}" in failures[0].error
+    for cache in (None, tmp_path / f"cache_{crop}", tmp_path / f"cache_{crop}"):  # no cache, a miss, a hit
+        items, failures = load_case_slices(manifest, [case], "ct_lung", [64, 64], num_workers=0, cache_dir=cache, crop_to_body=crop)
+        assert items == [] and len(failures) == 1
+        shape = nib.load(padded["image"]).shape[:2]
+        assert f"mask small_mask.nii.gz: in-plane shape (170, 129), its image's is {shape}" in failures[0].error
+        assert ("cropped to the body" in failures[0].error) == crop
+
+
+def test_an_uncropped_mask_on_its_image_grid_is_resized_with_it(tmp_path):
+    """Without the crop a mask on its image's grid is resized as the image is: the demo's nodule
+    mask lands where nearest-neighbour resizing of the mask alone puts it."""
+    demo = load_demo_ct()
+    case = ManifestCase("n", demo["image"].name, 1, mask=demo["mask"].name, slice_index=int(np.argmax(np.asarray(nib.load(demo["mask"]).dataobj).sum((0, 1)))))
+    manifest = Manifest(dataset="m", root=demo["image"].parent, cases=[case])
+    (item,), failures = load_case_slices(manifest, [case], "ct_lung", [64, 64], num_workers=0, crop_to_body=False)
+    assert failures == []
+    from monai.transforms import Resize
+
+    from mama_monai.data.orientation import to_canonical
+    from mama_monai.data.loading import load_image
+
+    mask = to_canonical(load_image(str(demo["mask"]))).as_tensor()[..., case.slice_index]
+    expected = (Resize([64, 64], mode="nearest")(mask) > 0).float()
+    assert item["mask"].sum() > 0 and torch.equal(item["mask"], torch.as_tensor(expected))
