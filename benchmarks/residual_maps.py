@@ -25,15 +25,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import rows_file  # noqa: E402
-from benchmarks.accuracy import MODELS, run_all  # noqa: E402
+from benchmarks.accuracy import MODELS  # noqa: E402
 from benchmarks.accuracy_report import NAMES  # noqa: E402
 
 #: map name -> the row key of its image AUROC (``run_one``; ``val_`` before it for validation)
 MAPS = {"squared (the product's)": "auroc_percentile", "absolute": "auroc_residual_absolute", "ssim": "auroc_residual_ssim"}
-
-
-def _cell(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.3f}"
 
 
 def _paired(rows: list[dict], key: str, base: str) -> str:
@@ -74,8 +70,8 @@ def summary(rows: list[dict], settings: dict) -> str:
                 continue
             for name, key in MAPS.items():
                 diffs = ["–", "–"] if key == base else [_paired(group, "val_" + key, "val_" + base), _paired(group, key, base)]
-                lines.append(f"| {NAMES.get(net, net)} | {name} | {_cell([r['val_' + key] for r in group])} | {diffs[0]} | "
-                             f"{_cell([r[key] for r in group])} | {diffs[1]} |")  # fmt: skip
+                lines.append(f"| {NAMES.get(net, net)} | {name} | {rows_file.mean_sd([r['val_' + key] for r in group])} | {diffs[0]} | "
+                             f"{rows_file.mean_sd([r[key] for r in group])} | {diffs[1]} |")  # fmt: skip
         if task == "brain":
             lines += ["", "Bright and dark SIMULATED lesions apart (test image AUROC):", "",
                       "| model | map | bright | dark |", "| --- | --- | --- | --- |"]  # fmt: skip
@@ -83,26 +79,22 @@ def summary(rows: list[dict], settings: dict) -> str:
                 group = [r for r in mine if r["network"] == net]
                 for name, key in MAPS.items():
                     if group:
-                        lines.append(f"| {NAMES.get(net, net)} | {name} | {_cell([r['bright_' + key] for r in group])} | {_cell([r['dark_' + key] for r in group])} |")
+                        lines.append(f"| {NAMES.get(net, net)} | {name} | {rows_file.mean_sd([r['bright_' + key] for r in group])} | {rows_file.mean_sd([r['dark_' + key] for r in group])} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     rows_file.add_arguments(parser)
-    parser.add_argument("--tasks", nargs="+", default=["lidc", "brain"], choices=["lidc", "brain"])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--workers", type=int, default=2)
+    rows_file.add_run_arguments(parser, MODELS)
     args = parser.parse_args(argv)
     if args.report_only:
         return rows_file.rewrite_report(args.output, summary)
     start = time.time()
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main"}
     jobs = [dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds]
     jobs.sort(key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
-    rows = run_all(jobs, args.workers, Path(args.output).with_suffix(".jsonl"))
-    rows = [{k: v for k, v in r.items() if k != "history"} for r in rows]
+    rows = rows_file.train_rows(jobs, args.workers, args.output)
     return rows_file.save(args, rows, start, summary)
 
 

@@ -43,3 +43,27 @@ def save(args: argparse.Namespace, rows: list[dict[str, Any]], start: float, sum
     out.with_suffix(".md").write_text(page)
     print(page)
     return 0
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, models: list[str]) -> None:
+    """``--tasks``, ``--models`` and ``--workers`` of a script that trains through ``accuracy.run_one``."""
+    parser.add_argument("--tasks", nargs="+", default=["lidc", "brain"], choices=["lidc", "brain"])
+    parser.add_argument("--models", nargs="+", default=list(models), choices=list(models))
+    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
+
+
+def train_rows(jobs: list[dict[str, Any]], workers: int, output: str | Path) -> list[dict[str, Any]]:
+    """``accuracy.run_all`` over ``jobs`` (its log beside ``output``, as ``.jsonl``), the rows
+    without their validation histories."""
+    from benchmarks.accuracy import run_all
+
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    rows = run_all(jobs, workers, Path(output).with_suffix(".jsonl"))
+    return [{k: v for k, v in r.items() if k != "history"} for r in rows]
+
+
+def mean_sd(values: list[float], digits: int = 3) -> str:
+    """``mean ± sd`` (sample sd; 0 for one value)."""
+    import numpy as np
+
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.{digits}f}"
