@@ -208,7 +208,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         parser = workflow_config(job["network"], overrides=over)
         splits = prepare_splits(parser)
         result = train_model(parser, splits["train"], splits["val"], tmp, ctx, progress=False)
-        unlabelled = _unlabelled_series(result.model_path, job["series"], Path(tmp)) if job.get("series") else None
+        unlabelled = unlabelled_series(result.model_path, job["series"], Path(tmp) / "unlabelled_series") if job.get("series") else None
     test = _brain_test(splits["test"], job["seed"]) if job["task"] == "brain" else splits["test"]
     scoring = parser.get_parsed_content("scoring")
     out = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), test, ctx.device)
@@ -247,13 +247,14 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _unlabelled_series(model: Path, series: str, workdir: Path) -> dict[str, Any]:
+def unlabelled_series(model: Path, series: str | Path, output: Path) -> dict[str, Any]:
     """How a series of another patient, with no labels, looks to ``model``: its slices at or above
     the model's threshold and the median slice score over the threshold (scored as ``mama-monai
-    score`` scores it). Not accuracy: a measure of false alarms on a patient no model trained on."""
+    score`` scores it, into ``output``). Not accuracy: a measure of false alarms on a patient no
+    model trained on (also ``scanner_ct_box.py --models``)."""
     from mama_monai.workflows.scoring import score_cases
 
-    (case,) = score_cases(model, [Path(series)], workdir / "unlabelled_series", dicom_output=False)["cases"]
+    (case,) = score_cases(model, [Path(series)], output, dicom_output=False)["cases"]
     scores, threshold = np.asarray(case["slice_scores"]), case["threshold"]
     return {"slices_at_or_above_threshold": int((scores >= threshold).sum()), "slices": len(scores),
             "median_over_threshold": float(np.median(scores) / threshold)}  # fmt: skip

@@ -168,7 +168,7 @@ def summary(rows: list[dict], settings: dict) -> str:
     for network in MODELS:
         mine = [r for r in rows if r["network"] == network]
         if mine:
-            cells = [f"{np.mean([r[k] for r in mine]):.3f} ± {np.std([r[k] for r in mine], ddof=1) if len(mine) > 1 else 0:.3f}" for k in keys]
+            cells = [rows_file.mean_sd([r[k] for r in mine]) for k in keys]
             test = "–"  # a paired t-test needs two seeds
             if len(mine) > 1:
                 t = paired_t_test([r["scanner_fov_crop"] for r in mine], [r["scanner_fov_no_crop"] for r in mine])

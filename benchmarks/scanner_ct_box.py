@@ -70,16 +70,14 @@ def measure(folder: Path) -> dict:
 
 def slices_above_threshold(model: Path, folder: Path, workdir: Path) -> dict:
     """Slices of the series at or above ``model``'s threshold, with its crop and without it."""
+    from benchmarks.accuracy import unlabelled_series
     from benchmarks.body_crop import uncropped_copy
-    from mama_monai.workflows.scoring import score_cases
 
     uncropped = uncropped_copy(model, workdir / "no_crop.pt")
     row: dict = {"model": str(model)}
     for name, path in (("crop", model), ("no_crop", uncropped)):
-        (case,) = score_cases(path, [folder], workdir / name, dicom_output=False)["cases"]
-        scores, threshold = np.asarray(case["slice_scores"]), case["threshold"]
-        row[name] = {"slices_at_or_above_threshold": int((scores >= threshold).sum()), "slices": len(scores),
-                     "median_over_threshold": round(float(np.median(scores) / threshold), 2)}  # fmt: skip
+        found = unlabelled_series(path, folder, workdir / name)
+        row[name] = dict(found, median_over_threshold=round(found["median_over_threshold"], 2))
     return row
 
 
