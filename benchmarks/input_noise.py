@@ -13,9 +13,7 @@ the run; the test AUROC beside it can only veto.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,15 +43,7 @@ def summary(rows: list[dict], settings: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    rows_file.add_arguments(parser)
-    rows_file.add_run_arguments(parser, MODELS)
-    args = parser.parse_args(argv)
-    if args.report_only:
-        return rows_file.rewrite_report(args.output, summary)
-    start = time.time()
-    rows = rows_file.train_rows(settings_sweep.plan(args, SWEEP), args.workers, args.output)
-    return rows_file.save(args, rows, start, summary)
+    return rows_file.main(argv, __doc__, summary, lambda args, tmp: settings_sweep.plan(args, SWEEP), MODELS)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -83,19 +82,14 @@ def summary(rows: list[dict], settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    rows_file.add_arguments(parser)
-    rows_file.add_run_arguments(parser, MODELS)
-    args = parser.parse_args(argv)
-    if args.report_only:
-        return rows_file.rewrite_report(args.output, summary)
-    start = time.time()
+def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict]:
     base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main"}
     jobs = [dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds]
-    jobs.sort(key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
-    rows = rows_file.train_rows(jobs, args.workers, args.output)
-    return rows_file.save(args, rows, start, summary)
+    return sorted(jobs, key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return rows_file.main(argv, __doc__, summary, _jobs, MODELS)
 
 
 if __name__ == "__main__":

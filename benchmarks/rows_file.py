@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,29 @@ def mean_sd(values: list[float], digits: int = 3) -> str:
     import numpy as np
 
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.{digits}f}"
+
+
+def main(
+    argv: list[str] | None,
+    doc: str,
+    summary: Summary,
+    make_jobs: Callable[[argparse.Namespace, Path], list[dict[str, Any]]],
+    models: Sequence[str],
+    extra_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """A script that trains through ``accuracy.run_one``: its arguments (``extra_arguments``
+    first, then :func:`add_arguments` and :func:`add_run_arguments`), ``--report-only``, the jobs
+    of ``make_jobs(args, tmp)`` (``tmp``: a temporary folder that lasts while they run) trained
+    by :func:`train_rows` and saved by :func:`save`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    if extra_arguments is not None:
+        extra_arguments(parser)
+    add_arguments(parser)
+    add_run_arguments(parser, models)
+    args = parser.parse_args(argv)
+    if args.report_only:
+        return rewrite_report(args.output, summary)
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = train_rows(make_jobs(args, Path(tmp)), args.workers, args.output)
+    return save(args, rows, start, summary)
