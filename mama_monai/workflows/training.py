@@ -294,7 +294,7 @@ _STORED_DATA_KEYS = ("preset", "spatial_size", "modality", "manifest", "fold")
 #: the ``data`` keys that say how the threshold was calibrated, kept as a record under ``validation``
 _VALIDATION_KEYS = (
     "val_every", "validation_split", "validation_block", "validation_gap",
-    "simulated_validation_anomalies", "validation_lesion_mode", "validation_lesion_radius",
+    "simulated_validation_anomalies", "validation_lesion_mode", "validation_lesion_radius", "validation_lesion_copies",
 )  # fmt: skip
 
 

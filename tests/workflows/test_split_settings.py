@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -16,10 +18,10 @@ def _splits(**overrides):
     return prepare_splits(workflow_config("autoencoder", overrides={**BASE, **overrides}))
 
 
-def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_one_tissue_lesion_copy_each():
+def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_six_tissue_lesion_copies_each():
     parser = workflow_config("autoencoder", overrides=BASE)
     keys = ("val_every", "validation_split", "validation_block", "validation_gap", "simulated_validation_anomalies",
-            "validation_lesion_radius", "validation_lesion_mode")  # fmt: skip
+            "validation_lesion_radius", "validation_lesion_mode", "validation_lesion_copies")  # fmt: skip
     for key in keys:
         parser.get("data").pop(key)  # configs/train.yaml states them; the code's defaults must be the same
     splits = prepare_splits(parser)
@@ -28,7 +30,8 @@ def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_one_tissu
     lesions = [it for it in splits["val"] if it["label"] == 1]
     # 75 + 115 normal training slices of two patients (LIDC-IDRI-0001's, then the second CT's, in
     # manifest order): 'auto' holds out every 5th of the 190 (whole subjects need >= 5 subjects)
-    assert (len(splits["train"]), len(normals), len(lesions)) == (152, 38, 38)
+    # 'auto' lesion copies: ceil(200 / 38) = 6 per held-out slice
+    assert (len(splits["train"]), len(normals), len(lesions)) == (152, 38, 6 * 38)
     lidc = [it["slice_index"] for it in normals if it["case_id"].startswith("lidc")]
     assert lidc == [4, 9, 14, 19, 24, 29, 45, 50, 102, 107, 112, 117, 122, 127, 132]
     assert [it["slice_index"] for it in normals if it["case_id"].startswith("totalseg")] == list(range(4, 115, 5))
@@ -38,7 +41,8 @@ def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_one_tissu
                                                           *range(32, 40), *range(72, 80), 112, 113, 114]  # fmt: skip
     assert len(slabs["train"]) == 58 + (115 - 19 - 5 * 2)  # the second CT: 19 held out, 2 dropped beside 5 slab edges
     # the lesions are simulate_lesions' 'tissue' kind with radius 2-6 % of the width, seeded by the config
-    expected = simulated_anomalies(normals, seed=int(parser["seed"]), radius_fraction=(0.02, 0.06), mode="tissue")
+    expected = simulated_anomalies(normals, seed=int(parser["seed"]), radius_fraction=(0.02, 0.06), mode="tissue", copies=6)
+    assert len(expected) == len(lesions)
     for got, want in zip(lesions, expected):
         assert torch.equal(got["image"], want["image"]) and torch.equal(got["mask"], want["mask"])
     assert splits["manifest"].dataset == "lidc_idri_0001_demo"
@@ -125,4 +129,63 @@ def test_too_few_normals_for_a_validation_case_is_refused_naming_val_every(tmp_p
     message = r"no validation normal: manifest 'lidc_idri_0001_demo' has 4 normal training case\(s\), and data#val_every=5 .* lower data#val_every"
     with pytest.raises(ValueError, match=message):
         _splits(**{"data#manifest": str(path), "data#validation_split": "interleaved"})
-    assert len(_splits(**{"data#manifest": str(path), "data#val_every": 2})["val"]) == 4  # 2 normals + their 2 lesion copies
+    # 2 normals + 8 lesion copies of each ('auto': ceil(200 / 2), at most 8)
+    assert len(_splits(**{"data#manifest": str(path), "data#val_every": 2})["val"]) == 2 + 2 * 8
+
+
+def _lesion_reference(item, seed_sequence, sign):
+    """One validation lesion drawn as simulated_anomalies documents it, independently of its loop."""
+    import numpy as np
+
+    from mama_monai.data.simulated_lesions import simulate_lesions
+
+    image = item["image"][0].numpy()
+    width = image.shape[-1]
+    radius = (max(1.5, 0.02 * width), max(2.0, 0.06 * width))
+    fg = image > 0.05
+    out, mask, _ = simulate_lesions(image, np.random.default_rng(seed_sequence), n=1, radius_px=radius, sign=sign,
+                                    foreground=fg if fg.any() else None, mode="tissue")  # fmt: skip
+    return torch.from_numpy(out).float(), torch.from_numpy(mask).float()
+
+
+def test_lesion_copies_are_separate_draws_and_copy_zero_is_the_one_copy_draw():
+    splits = _splits(**{"data#simulated_validation_anomalies": False})
+    normals = splits["val"][:5]
+    copies = simulated_anomalies(normals, seed=3, copies=3)
+    assert len(copies) == 15 and all(it["label"] == 1 and it["simulated"] for it in copies)
+    one = simulated_anomalies(normals, seed=3)  # copies=1: the behaviour before the option
+    for c in range(3):
+        for i, item in enumerate(normals):
+            got = copies[c * 5 + i]
+            image, mask = _lesion_reference(item, [3, i] if c == 0 else [3, i, c], 1 if (i + c) % 2 == 0 else -1)
+            assert torch.equal(got["image"][0], image) and torch.equal(got["mask"][0], mask), (c, i)
+            assert got["case_id"] == item["case_id"] + "_simulated" + (f"_{c}" if c else "")
+            if c == 0:
+                assert torch.equal(one[i]["image"], got["image"]) and one[i]["case_id"] == got["case_id"]
+    # each copy of a slice is its own lesion: no two masks of one slice coincide
+    for i in range(5):
+        masks = [copies[c * 5 + i]["mask"] for c in range(3)]
+        assert not torch.equal(masks[0], masks[1]) and not torch.equal(masks[1], masks[2])
+
+
+@pytest.mark.parametrize(("setting", "normals", "expected"), [
+    ("auto", 38, 6), ("auto", 6, 8), ("auto", 1, 8), ("auto", 100, 2), ("auto", 199, 2), ("auto", 200, 1), ("auto", 5000, 1),
+    (1, 38, 1), (3, 6, 3),
+])  # fmt: skip
+def test_lesion_copies_rule_known_answers(setting, normals, expected):
+    from mama_monai.workflows.splits import lesion_copies
+
+    assert lesion_copies(setting, normals) == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "4", True, None, "Auto"])
+def test_bad_lesion_copies_are_refused_naming_the_key_before_any_slice_is_loaded(bad, monkeypatch):
+    from mama_monai.workflows import splits as splits_module
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("slices were loaded before the setting was checked")
+
+    monkeypatch.setattr(splits_module, "load_case_slices", no_loading)
+    message = rf"data#validation_lesion_copies must be 'auto' or an int >= 1 \(lesioned copies per held-out slice\), got {re.escape(repr(bad))}\."
+    with pytest.raises(ValueError, match=message):
+        _splits(**{"data#validation_lesion_copies": bad})
