@@ -237,14 +237,43 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         train_seconds=round(result.seconds, 1),
         n_test_normal=int(normal.sum()),
         n_test_anomalous=int((~normal).sum()),
+        n_val_normal=int((val["label"] == 0).sum()),
         history=result.history,  # every validation: iteration, loss, slots, held-out normal error, validation AUROC
     )
     if unlabelled is not None:
         row["unlabelled_series"] = unlabelled
+    if job.get("lesion_draws"):
+        row["validation_draws"] = validation_draws(result.network, splits["val"], scoring, job["lesion_draws"], ctx.device)
     if job.get("keep_outputs"):
         row["_scores"] = {"label": labels.tolist(), "score": out["score"].tolist()}
         row["_latent"] = _latents(result.network, test)
     return row
+
+
+#: lesioned copies per held-out slice that :func:`validation_draws` measures (1 to this)
+MAX_DRAW_COPIES = 8
+
+
+def validation_draws(network, val_items: list[dict], scoring: dict[str, Any], draws: int, device) -> dict[str, list[float]]:
+    """The validation AUROC of one network under ``draws`` independent draws of its SIMULATED
+    lesions (seeds 1000, 1001, ...), with 1 to 8 lesioned copies per held-out normal slice:
+    ``{"1": [AUROC per draw], ..., "8": [...]}`` (copy ``c`` of a draw is the product's copy ``c``,
+    so the first K copies are what ``data#validation_lesion_copies: K`` gives)."""
+    from sklearn.metrics import roc_auc_score
+
+    from mama_monai.data.case_slices import simulated_anomalies
+    from mama_monai.engines import AnomalyMap, anomaly_map_args, score_items
+
+    amap = AnomalyMap(2, **anomaly_map_args(scoring))
+    normals = [it for it in val_items if it["label"] == 0]
+    normal_scores = score_items(network, amap, normals, device)["score"].tolist()
+    n, out = len(normals), {str(k): [] for k in range(1, MAX_DRAW_COPIES + 1)}
+    for d in range(draws):
+        lesions = simulated_anomalies(normals, seed=1000 + d, copies=MAX_DRAW_COPIES)  # copy c of slice i at c * n + i
+        scores = score_items(network, amap, lesions, device)["score"].tolist()
+        for k in range(1, MAX_DRAW_COPIES + 1):
+            out[str(k)].append(float(roc_auc_score([0] * n + [1] * (k * n), normal_scores + scores[: k * n])))
+    return out
 
 
 def unlabelled_series(model: Path, series: str | Path, output: Path) -> dict[str, Any]:
