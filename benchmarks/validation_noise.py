@@ -96,7 +96,32 @@ def summary(rows: list[dict], settings: dict) -> str:
             paired = "–" if name == SWEEP.baseline else _paired(averaged, ref_avg)
             single_diff = "–" if name == SWEEP.baseline else f"{np.mean(single) - np.mean(ref_single):+.3f}"
             lines.append(f"| {task} | {name} | {rows_file.mean_sd(averaged)} | {paired} | {np.mean(single):.3f} | {single_diff} |")
+    lines += _tracking(rows, tasks)
     return "\n".join(lines) + "\n"
+
+
+def _tracking(rows: list[dict], tasks: list[str]) -> list[str]:
+    """Does the validation AUROC rank the networks as the test does? Spearman's rho over every run
+    of a task (all seeds and settings) between a validation AUROC and the test image AUROC: draws
+    averaged with the auto copies, the product's own validation (``val_auroc``: auto copies, the
+    seed's draw), and one copy of one draw (mean and range over the draws). Added after the run;
+    not among the predictions."""
+    from scipy.stats import spearmanr
+
+    lines = ["", "## Does validation rank the networks as the test does?", "",
+             "Spearman's rho between a validation AUROC and the test image AUROC over every run of a task (all seeds and "
+             "settings; p from scipy's `spearmanr`). Added after the run, not predicted.", "",
+             "| task | runs | auto copies, draws averaged | the product's validation (auto copies, the seed's draw) | one copy, one draw: mean rho (range over draws) |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for task in tasks:
+        mine = [r for r in rows if r["task"] == task]
+        test = [r["auroc_percentile"] for r in mine]
+        averaged = spearmanr([np.mean(r["validation_draws"][_auto(r)]) for r in mine], test)
+        product = spearmanr([r["val_auroc"] for r in mine], test)
+        singles = [spearmanr([r["validation_draws"]["1"][d] for r in mine], test)[0] for d in range(len(mine[0]["validation_draws"]["1"]))]
+        lines.append(f"| {task} | {len(mine)} | {averaged[0]:+.2f} (p = {averaged[1]:.2g}) | {product[0]:+.2f} (p = {product[1]:.2g}) | "
+                     f"{np.mean(singles):+.2f} ({min(singles):+.2f} to {max(singles):+.2f}) |")  # fmt: skip
+    return lines
 
 
 def _paired(a: list[float], b: list[float]) -> str:
