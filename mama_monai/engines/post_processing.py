@@ -27,7 +27,8 @@ def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float, slice_cove
     same quantile of their mean squared error (the paper's e_u), so that every operating point a
     report gives comes from validation normals, never from the test set. Where anomalies
     (SIMULATED) are in the validation set, the best-F1 and the Youden threshold on it are recorded
-    beside, for information (they are chosen on simulated lesions, so neither is used to label).
+    beside, for information (they are chosen on simulated lesions, so neither is used to label),
+    with ``n_simulated``, the number of those lesions.
     With ``n`` normals a quantile ``q`` is resolved only when ``n >= 1 / (1 - q)``
     (20 normals for 0.95: one of them expected above the threshold); fewer is recorded as a
     ``warning`` in the result and logged.
@@ -61,6 +62,7 @@ def calibrate_thresholds(val: dict[str, np.ndarray], quantile: float, slice_cove
         )
         logger.warning("threshold: %s", threshold["warning"])
     if (val["label"] == 1).any() and normal.any():
+        threshold["n_simulated"] = int((val["label"] == 1).sum())  # the lesions the two below are chosen on
         alt = best_f1_threshold(val["score"], val["label"])
         threshold["best_f1_on_validation"] = {"value": float(alt.value), "method": alt.method}
         youden = youden_threshold(val["score"], val["label"])

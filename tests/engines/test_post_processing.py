@@ -28,7 +28,7 @@ def test_thresholds_are_quantiles_of_the_validation_normals_never_of_the_lesions
     t = calibrate_thresholds(val, 0.95)
     assert t["value"] == pytest.approx(19.0) and t["method"] == "normal_quantile_0.95"
     assert t["mean_error"] == {"value": pytest.approx(1.9), "method": "normal_quantile_0.95"}  # e_u of the normals
-    assert t["quantile"] == 0.95 and t["n_normals"] == 21 and "warning" not in t
+    assert t["quantile"] == 0.95 and t["n_normals"] == 21 and t["n_simulated"] == 3 and "warning" not in t
     # best F1 on the validation set (lesions included): the lowest lesion score separates them
     assert t["best_f1_on_validation"] == {"value": 100.0, "method": "best_f1"}
     # Youden's J = TPR - FPR is 1 from the lowest lesion score up to it: the same point here
@@ -40,6 +40,7 @@ def test_too_few_normals_for_the_quantile_are_recorded_and_logged(caplog):
     val = _val([1.0, 2.0, 3.0, 4.0, 5.0], [], [0.1] * 5, [])
     t = calibrate_thresholds(val, 0.9)  # 10 normals needed to resolve the 0.9 quantile
     assert t["value"] == pytest.approx(4.6) and t["n_normals"] == 5
+    assert "n_simulated" not in t and "best_f1_on_validation" not in t  # no lesions: nothing chosen on them
     assert t["warning"] == (
         "5 validation normals resolve the 0.9 quantile only coarsely (>= 10 needed); "
         "the false-positive rate on new normals is uncertain"

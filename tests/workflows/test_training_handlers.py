@@ -63,6 +63,7 @@ def test_slot_usage_and_threshold_are_recorded(tiny, tmp_path):
     assert all(1 <= row["slots_used"] <= 16 for row in result.history)
     normals = [it for it in splits["val"] if it["label"] == 0]
     assert result.threshold["n_normals"] == len(normals)
+    assert result.threshold["n_simulated"] == len(splits["val"]) - len(normals) > len(normals)  # auto: several copies each
     assert result.threshold["method"] == "normal_quantile_0.95"
     payload = torch.load(tmp_path / "model.pt", weights_only=True)
     assert payload["threshold"]["value"] == result.threshold["value"]
