@@ -162,7 +162,7 @@ def _add_demo_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="the main job: train, evaluate and score on the embedded real demo data (CPU, minutes)",
         description=(
-            "Train the compact MAMA Net and a plain autoencoder on LIDC-IDRI-0001 (real chest CT), evaluate both on "
+            "Train the compact MAMA Net, a plain autoencoder and MemAE on LIDC-IDRI-0001 (real chest CT), evaluate each on "
             "the radiologists' nodule slices against anatomically matched normal slices, score the whole CT volume, "
             "and write model.pt, report.json, plots/ and scores/ into --output."
         ),

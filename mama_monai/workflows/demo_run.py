@@ -3,10 +3,11 @@
 1. Data: LIDC-IDRI-0001 (real chest CT, radiologists' nodule outlines) with the fair split of
    DESIGN.md §7: train on slices >= 15 mm from any annotation; test on the 11 slices carrying an
    outline (REAL anomalies) against the 28 anatomically matched normal slices 5-15 mm away.
-   Validation = every 5th training slice plus SIMULATED-lesion copies of them.
+   Validation = every 5th training slice plus SIMULATED-lesion copies of them (6 of each:
+   ``data#validation_lesion_copies: auto``).
 2. Train the models of ``configs/demo.yaml`` side by side (the compact MAMA Net, the plain
    convolutional autoencoder and MemAE), the first as the main model.
-3. Evaluate both on the test slices: image AUROC (95 % bootstrap interval), sensitivity,
+3. Evaluate each on the test slices: image AUROC (95 % bootstrap interval), sensitivity,
    specificity, F1 at the calibrated threshold, pixel AUROC against the radiologists' masks;
    ROC, histograms, normality per case and montages as PNG.
 4. Score the whole CT volume with the main model: a NIfTI anomaly map on the CT's own grid, an overlay
