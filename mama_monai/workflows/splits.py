@@ -8,6 +8,7 @@ is :func:`mama_monai.data.case_slices.load_case_slices`.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -18,6 +19,8 @@ from mama_monai.data.manifest import Manifest, ManifestCase
 from mama_monai.data.validation_holdout import hold_out_validation
 
 __all__ = ["lesion_copies", "load_test_split", "prepare_splits"]
+
+logger = logging.getLogger(__name__)
 
 #: ``data#validation_lesion_copies: auto``: enough copies for this many SIMULATED lesions, at most
 #: :data:`MAX_AUTO_COPIES` per held-out slice (a large validation set gets one copy per slice)
@@ -131,9 +134,15 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
             f"held out {len(val_cases)} that could be loaded ({len(f1)} failure(s)); the checkpoint and the threshold "
             "need held-out normals: add normal training cases or lower data#val_every (>= 2)."
         )
+    n_normal = len(val)
     if data.get("simulated_validation_anomalies", True):
+        copies = lesion_copies(copies, n_normal)
         val = val + simulated_anomalies(
             val, seed=int(parser["seed"]), radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),
-            mode=data.get("validation_lesion_mode", "tissue"), copies=lesion_copies(copies, len(val)),
+            mode=data.get("validation_lesion_mode", "tissue"), copies=copies,
         )  # fmt: skip
+        lesions = f" + {len(val) - n_normal} SIMULATED-lesion copies of them ({copies} per slice)"
+    else:
+        lesions = ""
+    logger.info("training on %d normal slices; validation: %d held-out normal slices%s", len(train), n_normal, lesions)
     return {"manifest": manifest, "train": train, "val": val, "test": test, "failures": f1 + f2}

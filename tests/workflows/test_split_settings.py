@@ -18,7 +18,8 @@ def _splits(**overrides):
     return prepare_splits(workflow_config("autoencoder", overrides={**BASE, **overrides}))
 
 
-def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_six_tissue_lesion_copies_each():
+def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_six_tissue_lesion_copies_each(caplog):
+    caplog.set_level("INFO", logger="mama_monai.workflows.splits")
     parser = workflow_config("autoencoder", overrides=BASE)
     keys = ("val_every", "validation_split", "validation_block", "validation_gap", "simulated_validation_anomalies",
             "validation_lesion_radius", "validation_lesion_mode", "validation_lesion_copies")  # fmt: skip
@@ -32,6 +33,7 @@ def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_six_tissu
     # manifest order): 'auto' holds out every 5th of the 190 (whole subjects need >= 5 subjects)
     # 'auto' lesion copies: ceil(200 / 38) = 6 per held-out slice
     assert (len(splits["train"]), len(normals), len(lesions)) == (152, 38, 6 * 38)
+    assert "training on 152 normal slices; validation: 38 held-out normal slices + 228 SIMULATED-lesion copies of them (6 per slice)" in caplog.messages
     lidc = [it["slice_index"] for it in normals if it["case_id"].startswith("lidc")]
     assert lidc == [4, 9, 14, 19, 24, 29, 45, 50, 102, 107, 112, 117, 122, 127, 132]
     assert [it["slice_index"] for it in normals if it["case_id"].startswith("totalseg")] == list(range(4, 115, 5))
