@@ -434,9 +434,9 @@ def simulated_anomalies(
     ``copies``: lesioned copies per slice, each its own draw (copy ``c`` of slice ``i`` is seeded
     by ``(seed, i)`` for ``c = 0``, as with one copy, and by ``(seed, i, c)`` otherwise; its sign
     alternates with ``i + c``), all of copy 0 first. One draw per slice makes a validation AUROC
-    that moves with the draw: on the demo's 38 held-out LIDC normals its sd over draws was
-    0.024-0.033 for one network, on the brain task's 6 normals 0.08-0.14; eight copies cut that
-    about threefold (``benchmarks/validation_noise.py``;
+    that moves with the draw: on the demo's 38 held-out LIDC normals its sd over draws was 0.026
+    for one network (0.016-0.033 over 20 networks), on the brain task's 6 normals 0.097
+    (0.071-0.137); 6 and 8 copies cut it to 0.012 and 0.028 (``benchmarks/validation_noise.py``;
     ``data#validation_lesion_copies``, :func:`mama_monai.workflows.splits.lesion_copies`).
     """
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:

@@ -35,9 +35,10 @@ def lesion_copies(setting: Any, normals: int) -> int:
     ``ceil(200 / normals)`` copies, at least 1 and at most 8: the demo's 38 held-out LIDC slices
     get 6 (228 lesions), the brain task's 6 get 8 (48), a validation set of 200 slices or more one
     each, so that memory and time grow with small validation sets only. Why: with one lesion per
-    slice the validation AUROC moved with the lesion draw (sd 0.024-0.033 on the 38 LIDC normals,
-    0.08-0.14 on the 6 brain normals, for one network), as much as the differences between the
-    settings it was asked to rank; the normals themselves stay as few as the data hold. ``1`` is
+    slice the validation AUROC of one network moved with the lesion draw by an sd of 0.026 on the
+    38 LIDC normals and 0.097 on the 6 brain normals (0.012 and 0.028 with the auto copies;
+    ``docs/accuracy/validation_noise.md``), as much as the differences between the settings it
+    was asked to rank; the normals themselves stay as few as the data hold. ``1`` is
     the behaviour before 2026-12-07 (one copy, the same draw as copy 0 of any other setting).
     """
     if setting == "auto":
