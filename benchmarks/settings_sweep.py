@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,13 @@ def plan(args: argparse.Namespace, sweep: Sweep, series: str | None = None) -> l
     return sorted(jobs, key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
 
 
-def _paired(new: list[dict], old: list[dict], key: str) -> str:
+def paired(new: list[dict], old: list[dict], value: Callable[[dict], float]) -> str:
+    """``value`` of the rows ``new`` minus that of ``old``, paired by seed (the seeds both hold):
+    ``+mean difference, p = ...`` of a two-sided paired t-test, ``–`` with fewer than two pairs."""
     from mama_monai.evaluation import paired_t_test
 
-    by_seed = {r["seed"]: r[key] for r in old}
-    pairs = [(r[key], by_seed[r["seed"]]) for r in new if r["seed"] in by_seed]
+    by_seed = {r["seed"]: value(r) for r in old}
+    pairs = [(value(r), by_seed[r["seed"]]) for r in new if r["seed"] in by_seed]
     if len(pairs) < 2:
         return "–"
     t = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
@@ -148,7 +151,7 @@ def summary(rows: list[dict], settings: dict, sweep: Sweep) -> str:
                     cells += list(_unlabelled(group))
                 elif not lidc:
                     cells += [rows_file.mean_sd([r["bright_auroc_percentile"] for r in group]), rows_file.mean_sd([r["dark_auroc_percentile"] for r in group])]
-                diff = "–" if name == sweep.baseline else _paired(group, base, "auroc_percentile")
+                diff = "–" if name == sweep.baseline else paired(group, base, lambda r: r["auroc_percentile"])
                 lines.append(f"| {NAMES.get(net, net)} | {name} | " + " | ".join(cells) + f" | {diff} |")
         if unlabelled and any(r["network"] == "mamanet_compact" for r in mine):
             lines += ["", "MAMA Net, A0001 median slice score over the threshold, per seed (the decision rule's (a)):", "",

@@ -42,6 +42,11 @@ def _auto(row: dict) -> str:
     return str(lesion_copies("auto", row["n_val_normal"]))
 
 
+def _averaged(row: dict) -> float:
+    """The row's validation AUROC with the auto copies, averaged over the draws."""
+    return float(np.mean(row["validation_draws"][_auto(row)]))
+
+
 def summary(rows: list[dict], settings: dict) -> str:
     tasks = [t for t in ("lidc", "brain") if any(r["task"] == t for r in rows)]
     lines = [
@@ -89,11 +94,10 @@ def summary(rows: list[dict], settings: dict) -> str:
             group = sorted((r for r in mine if r["variant"] == name), key=lambda r: r["seed"])
             if not group:
                 continue
-            averaged = [float(np.mean(r["validation_draws"][_auto(r)])) for r in group]
+            averaged = [_averaged(r) for r in group]
             single = [r["validation_draws"]["1"][0] for r in group]
-            ref_avg = [float(np.mean(base[r["seed"]]["validation_draws"][_auto(r)])) for r in group if r["seed"] in base]
             ref_single = [base[r["seed"]]["validation_draws"]["1"][0] for r in group if r["seed"] in base]
-            paired = "–" if name == SWEEP.baseline else _paired(averaged, ref_avg)
+            paired = "–" if name == SWEEP.baseline else settings_sweep.paired(group, list(base.values()), _averaged)
             single_diff = "–" if name == SWEEP.baseline else f"{np.mean(single) - np.mean(ref_single):+.3f}"
             lines.append(f"| {task} | {name} | {rows_file.mean_sd(averaged)} | {paired} | {np.mean(single):.3f} | {single_diff} |")
     lines += _tracking(rows, tasks)
@@ -116,21 +120,12 @@ def _tracking(rows: list[dict], tasks: list[str]) -> list[str]:
     for task in tasks:
         mine = [r for r in rows if r["task"] == task]
         test = [r["auroc_percentile"] for r in mine]
-        averaged = spearmanr([np.mean(r["validation_draws"][_auto(r)]) for r in mine], test)
+        averaged = spearmanr([_averaged(r) for r in mine], test)
         product = spearmanr([r["val_auroc"] for r in mine], test)
         singles = [spearmanr([r["validation_draws"]["1"][d] for r in mine], test)[0] for d in range(len(mine[0]["validation_draws"]["1"]))]
         lines.append(f"| {task} | {len(mine)} | {averaged[0]:+.2f} (p = {averaged[1]:.2g}) | {product[0]:+.2f} (p = {product[1]:.2g}) | "
                      f"{np.mean(singles):+.2f} ({min(singles):+.2f} to {max(singles):+.2f}) |")  # fmt: skip
     return lines
-
-
-def _paired(a: list[float], b: list[float]) -> str:
-    from mama_monai.evaluation import paired_t_test
-
-    if len(a) != len(b) or len(a) < 2:
-        return "–"
-    t = paired_t_test(a, b)
-    return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
 
 
 def _draws_argument(parser: argparse.ArgumentParser) -> None:
