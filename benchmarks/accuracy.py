@@ -209,6 +209,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         splits = prepare_splits(parser)
         result = train_model(parser, splits["train"], splits["val"], tmp, ctx, progress=False)
         unlabelled = unlabelled_series(result.model_path, job["series"], Path(tmp) / "unlabelled_series") if job.get("series") else None
+        labelled = labelled_series(result.model_path, job["labelled_series"], Path(tmp) / "labelled") if job.get("labelled_series") else None
     test = _brain_test(splits["test"], job["seed"]) if job["task"] == "brain" else splits["test"]
     scoring = parser.get_parsed_content("scoring")
     out = score_items(result.network, AnomalyMap(2, **anomaly_map_args(scoring)), test, ctx.device)
@@ -242,6 +243,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     )
     if unlabelled is not None:
         row["unlabelled_series"] = unlabelled
+    if labelled is not None:
+        row["labelled_series"] = labelled
     if job.get("lesion_draws"):
         row["validation_draws"] = validation_draws(result.network, splits["val"], scoring, job["lesion_draws"], ctx.device)
     if job.get("keep_outputs"):
@@ -287,6 +290,41 @@ def unlabelled_series(model: Path, series: str | Path, output: Path) -> dict[str
     scores, threshold = np.asarray(case["slice_scores"]), case["threshold"]
     return {"slices_at_or_above_threshold": int((scores >= threshold).sum()), "slices": len(scores),
             "median_over_threshold": float(np.median(scores) / threshold)}  # fmt: skip
+
+
+def labelled_series(model: Path, cases: list[dict[str, Any]], output: Path) -> dict[str, Any]:
+    """Other patients' labelled volumes scored by ``model`` as ``mama-monai score`` scores them
+    (``score_cases``, into ``output``; ``external_tumours.py``). ``cases``: one dict per volume,
+    ``name``, ``image`` (the file as a user has it), ``label`` and ``body`` (NIfTI files on the
+    loaded grid: the finding, the region whose pixels count) and ``pixels`` (the slice indices
+    whose pixels count). Back: per case its slice scores and the model's threshold, and the pixel
+    AUROC of the anomaly maps (on the input grid) against the labels inside ``body`` on those
+    slices, per case and pooled over the cases."""
+    import nibabel as nib
+    from sklearn.metrics import roc_auc_score
+
+    from mama_monai.workflows.scoring import score_cases
+
+    report = score_cases(model, [Path(c["image"]) for c in cases], output, dicom_output=False)
+    if report["failures"]:
+        raise RuntimeError(f"labelled_series: {model} failed to score {report['failures']}")
+    out: dict[str, Any] = {"cases": {}}
+    maps, truths = [], []
+    for case, scored in zip(cases, report["cases"]):
+        amap = np.asarray(nib.load(output / scored["anomaly_map"]).dataobj, dtype=np.float32)
+        label = np.asarray(nib.load(case["label"]).dataobj) > 0
+        body = np.asarray(nib.load(case["body"]).dataobj) > 0
+        if amap.shape != label.shape:
+            raise ValueError(f"labelled_series: the anomaly map of {case['name']} is {amap.shape}, its label {label.shape}")
+        keep = np.zeros_like(body)
+        keep[..., case["pixels"]] = body[..., case["pixels"]]
+        maps.append(amap[keep]), truths.append(label[keep])
+        out["cases"][case["name"]] = {
+            "slice_scores": [float(s) for s in scored["slice_scores"]], "threshold": float(scored["threshold"]),
+            "pixel_auroc": float(roc_auc_score(truths[-1], maps[-1])),
+        }  # fmt: skip
+    out["pixel_auroc"] = float(roc_auc_score(np.concatenate(truths), np.concatenate(maps)))
+    return out
 
 
 def _first_member(network):
