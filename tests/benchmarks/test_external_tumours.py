@@ -129,3 +129,23 @@ def test_labelled_series_scores_pixels_of_the_chosen_slices_inside_the_body(tmp_
     with pytest.raises(ValueError, match="anomaly map of p"):
         nib.save(nib.Nifti1Image(np.zeros((16, 16, 5), np.uint8), affine), tmp_path / "label.nii.gz")
         accuracy.labelled_series(Path("m.pt"), [case], tmp_path / "again")
+
+
+def test_more_patients_adds_the_slices_15_mm_from_the_tumour_to_the_demo_manifest(tmp_path):
+    from benchmarks import more_patients
+    from mama_monai.data.demo import demo_manifest
+    from mama_monai.data.manifest import load_manifest
+
+    sets = {"anomalous": [10, 11], "primary": [], "all": []}
+    # 5 mm slices: 8 and 13 are 10 mm away (left out), 7 and 14 are 15 mm away (kept)
+    assert more_patients.training_slices(sets, 20, 5.0) == [k for k in range(20) if not 8 <= k <= 13]
+    image = tmp_path / "p_image.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 20), np.int16), np.eye(4)), image)
+    case = {"name": "p", "image": str(image), "sets": sets, "slices": 20, "slice_mm": 5.0}
+    written = load_manifest(more_patients.manifest_with(case, tmp_path))
+    demo = demo_manifest("lidc")
+    assert [c.case_id for c in written.cases[: len(demo.cases)]] == [c.case_id for c in demo.cases]
+    added = written.cases[len(demo.cases):]
+    assert [c.slice_index for c in added] == more_patients.training_slices(sets, 20, 5.0)
+    assert {(c.split, c.label, c.group) for c in added} == {("train", 0, "pyradiomics-p")}
+    assert {d["image"] for d in written.to_dicts()[len(demo.cases):]} == {str(image)}
