@@ -149,3 +149,18 @@ def test_more_patients_adds_the_slices_15_mm_from_the_tumour_to_the_demo_manifes
     assert [c.slice_index for c in added] == more_patients.training_slices(sets, 20, 5.0)
     assert {(c.split, c.label, c.group) for c in added} == {("train", 0, "pyradiomics-p")}
     assert {d["image"] for d in written.to_dicts()[len(demo.cases):]} == {str(image)}
+
+
+def test_where_peaks_counts_finding_slices_peaking_at_the_label_and_normals_peaking_at_the_edge():
+    amap, label = np.zeros((100, 100, 5), np.float32), np.zeros((100, 100, 5), bool)
+    label[50:54, 50:54, 0:2] = True
+    amap[55, 55, 0] = 1.0  # 2 px beyond the label: at the finding
+    amap[90, 30, 1] = 1.0  # far from it: elsewhere
+    amap[5, 50, 2] = 1.0  # a normal slice peaking 5 px from the edge
+    amap[50, 50, 3] = 1.0  # one peaking in the middle
+    amap[50, 85, 4] = 1.0  # 14 px from the edge (< 20)
+    sets = {"anomalous": [0, 1], "primary": [2, 3, 4]}
+    assert external_tumours.where_peaks(amap, label, sets) == {
+        "finding_slices": 2, "peak_at_finding": 1, "primary_normals": 3, "peak_at_edge": 2}
+    amap[30, 30, 0] = 2.0  # now slice 0 peaks 20 px away from its label
+    assert external_tumours.where_peaks(amap, label, sets)["peak_at_finding"] == 0
