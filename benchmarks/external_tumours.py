@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import rows_file  # noqa: E402
-from benchmarks.accuracy import ENSEMBLE, MODELS  # noqa: E402
+from benchmarks.accuracy import ENSEMBLE, MODELS, _cost  # noqa: E402
 from benchmarks.settings_sweep import paired  # noqa: E402
 
 #: task -> the scans its models score, the modality's name
@@ -71,6 +71,12 @@ def body_mask(image: np.ndarray, modality: str) -> np.ndarray:
     return np.stack([ndimage.binary_fill_holes(body[..., k]) for k in range(body.shape[-1])], axis=-1)
 
 
+def distance_mm(slices: int, marked, spacing_mm: float) -> np.ndarray:
+    """Each of ``slices`` slices' distance (mm, centre to centre) to the nearest ``marked`` slice."""
+    index = np.arange(slices)
+    return np.abs(index[:, None] - np.asarray(marked)[None, :]).min(axis=1) * spacing_mm
+
+
 def slice_sets(image: np.ndarray, label: np.ndarray, spacing_mm: float, modality: str) -> dict[str, list[int]]:
     """``anomalous``, ``primary`` (normals of the organ) and ``all`` (every normal) slice indices
     along the last axis, and ``pixels`` (the anomalous and primary slices); see the module doc."""
@@ -84,19 +90,17 @@ def slice_sets(image: np.ndarray, label: np.ndarray, spacing_mm: float, modality
     marked = np.flatnonzero(label.any(axis=(0, 1)))
     if marked.size == 0:
         raise ValueError("slice_sets: the label marks no voxel")
-    index = np.arange(image.shape[-1])
-    distance = np.abs(index[:, None] - marked[None, :]).min(axis=1) * spacing_mm
-    normal = distance >= GAP_MM
+    normal = distance_mm(image.shape[-1], marked, spacing_mm) >= GAP_MM
     primary = normal & (organ >= share * organ.max())
     sets = {"anomalous": marked.tolist(), "primary": np.flatnonzero(primary).tolist(), "all": np.flatnonzero(normal).tolist()}
     sets["pixels"] = sorted(sets["anomalous"] + sets["primary"])
     return sets
 
 
-def prepare_cases(sdist: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
-    """The scans out of the source distribution into ``folder``, each label and body mask as NIfTI
-    on the grid the product loads (``mama_monai.data.convert``, no preset), and their slice sets:
-    task -> the ``labelled_series`` cases."""
+def prepare_cases(sdist: Path, folder: Path, tasks=tuple(SCANS)) -> dict[str, list[dict[str, Any]]]:
+    """The scans of ``tasks`` out of the source distribution into ``folder``, each label and body
+    mask as NIfTI on the grid the product loads (``mama_monai.data.convert``, no preset), and their
+    slice sets: task -> the ``labelled_series`` cases."""
     import nibabel as nib
 
     from mama_monai.data.convert import convert
@@ -106,9 +110,9 @@ def prepare_cases(sdist: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
         tar.extractall(folder, wanted, filter="data")
     found = {Path(m.name).name: folder / m.name for m in wanted}
     cases: dict[str, list[dict[str, Any]]] = {}
-    for task, (names, _) in SCANS.items():
+    for task in tasks:
         modality = "CT" if task == "lidc" else "MR"
-        for name in names:
+        for name in SCANS[task][0]:
             image_path, label_path = found[f"{name}_image.nrrd"], found[f"{name}_label.nrrd"]
             image = convert(image_path, folder / f"{name}_image.nii.gz")
             label = convert(label_path, folder / f"{name}_label.nii.gz")
@@ -127,7 +131,7 @@ def prepare_cases(sdist: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def make_jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
-    cases = prepare_cases(Path(args.sdist), tmp)
+    cases = prepare_cases(Path(args.sdist), tmp, args.tasks)
     # the slice sets go into the saved settings (rows_file.save writes vars(args)): the page is rewritten from them
     args.cases = {task: [{k: c[k] for k in ("name", "sets", "slice_mm", "slices")} for c in found] for task, found in cases.items()}
     base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations)}
@@ -140,36 +144,33 @@ def make_jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 if args.ensemble > 1:
                     k = args.ensemble
                     jobs.append(dict(job, variant=ENSEMBLE.format(k=k), overrides={"training#ensemble": k}))
-    return sorted(jobs, key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1) * j.get("overrides", {}).get("training#ensemble", 1))
+    return sorted(jobs, key=lambda j: -_cost(j))  # the slowest first, so the two processes finish together
 
 
 # ----------------------------------------------------------------------------- the page
-def slice_auroc(row: dict, names: list[str], normals: str = "primary") -> float:
-    """AUROC of the slice score over ``names``' anomalous slices against their ``normals`` (pooled)."""
+def slice_auroc(row: dict, sets: dict[str, dict], names: list[str], normals: str = "primary") -> float:
+    """AUROC of the slice score over ``names``' anomalous slices against their ``normals`` (pooled);
+    ``sets``: case name -> its slice sets (:func:`slice_sets`)."""
     from sklearn.metrics import roc_auc_score
 
     scores, labels = [], []
     for name in names:
-        case, sets = row["labelled_series"]["cases"][name], _sets(row, name)
+        case, mine = row["labelled_series"]["cases"][name], sets[name]
         for key, y in (("anomalous", 1), (normals, 0)):
-            scores += [case["slice_scores"][i] for i in sets[key]]
-            labels += [y] * len(sets[key])
+            scores += [case["slice_scores"][i] for i in mine[key]]
+            labels += [y] * len(mine[key])
     return float(roc_auc_score(labels, scores))
 
 
-def operating_point(row: dict, names: list[str]) -> tuple[float, float]:
+def operating_point(row: dict, sets: dict[str, dict], names: list[str]) -> tuple[float, float]:
     """Sensitivity and specificity at the model's stored threshold, over the primary slices."""
     hits = positives = passes = negatives = 0
     for name in names:
-        case, sets = row["labelled_series"]["cases"][name], _sets(row, name)
+        case, mine = row["labelled_series"]["cases"][name], sets[name]
         above = np.asarray(case["slice_scores"]) >= case["threshold"]
-        hits, positives = hits + int(above[sets["anomalous"]].sum()), positives + len(sets["anomalous"])
-        passes, negatives = passes + int((~above[sets["primary"]]).sum()), negatives + len(sets["primary"])
+        hits, positives = hits + int(above[mine["anomalous"]].sum()), positives + len(mine["anomalous"])
+        passes, negatives = passes + int((~above[mine["primary"]]).sum()), negatives + len(mine["primary"])
     return hits / positives, passes / negatives
-
-
-def _sets(row: dict, name: str) -> dict[str, list[int]]:
-    return row["_sets"][name]
 
 
 def _mean(rows: list[dict], value) -> str:
@@ -200,8 +201,7 @@ def summary(rows: list[dict], settings: dict) -> str:
         task_rows = [r for r in rows if r["task"] == task]
         if not task_rows:
             continue
-        for r in task_rows:
-            r["_sets"] = {c["name"]: c["sets"] for c in cases[task]}
+        sets = {c["name"]: c["sets"] for c in cases[task]}
         counts = ", ".join(
             f"{c['name']}: {len(c['sets']['anomalous'])} anomalous, {len(c['sets']['primary'])} primary normal "
             f"({len(c['sets']['all'])} in all) of {c['slices']} slices of {c['slice_mm']:g} mm" for c in cases[task]
@@ -216,11 +216,11 @@ def summary(rows: list[dict], settings: dict) -> str:
                 sel = [r for r in task_rows if r["network"] == net and r["variant"] == variant]
                 if not sel:
                     continue
-                ops = [operating_point(r, list(names)) for r in sel]
+                ops = [operating_point(r, sets, list(names)) for r in sel]
                 lines.append("| " + " | ".join([
-                    NAMES[net], variant, _mean(sel, lambda r: slice_auroc(r, list(names))),
-                    *[_mean(sel, lambda r, n=n: slice_auroc(r, [n])) for n in names],
-                    _mean(sel, lambda r: slice_auroc(r, list(names), "all")),
+                    NAMES[net], variant, _mean(sel, lambda r: slice_auroc(r, sets, list(names))),
+                    *[_mean(sel, lambda r, n=n: slice_auroc(r, sets, [n])) for n in names],
+                    _mean(sel, lambda r: slice_auroc(r, sets, list(names), "all")),
                     _mean(sel, lambda r: r["labelled_series"]["pixel_auroc"]),
                     f"{np.mean([o[0] for o in ops]):.3f} / {np.mean([o[1] for o in ops]):.3f}",
                     _mean(sel, lambda r: r["auroc_percentile"]),
@@ -232,11 +232,9 @@ def summary(rows: list[dict], settings: dict) -> str:
             for net in MODELS[1:]:
                 other = [r for r in task_rows if r["network"] == net and r["variant"] == variant]
                 if mama and other:
-                    lines.append(f"| {variant} | {NAMES[net]} | {paired(mama, other, lambda r: slice_auroc(r, list(names)))} | "
+                    lines.append(f"| {variant} | {NAMES[net]} | {paired(mama, other, lambda r: slice_auroc(r, sets, list(names)))} | "
                                  f"{paired(mama, other, lambda r: r['labelled_series']['pixel_auroc'])} |")  # fmt: skip
         lines.append("")
-        for r in task_rows:
-            r.pop("_sets")
     return "\n".join(lines) + "\n"
 
 
@@ -287,7 +285,7 @@ def figure(model: Path, sdist: Path, output: Path) -> None:
     from mama_monai.workflows.scoring import score_cases
 
     with tempfile.TemporaryDirectory() as tmp:
-        cases = prepare_cases(sdist, Path(tmp))["lidc"]
+        cases = prepare_cases(sdist, Path(tmp), ["lidc"])["lidc"]
         report = score_cases(model, [Path(c["image"]) for c in cases], Path(tmp) / "scored", dicom_output=False)
         fig, axes = plt.subplots(len(cases), 4, figsize=(13, 3.4 * len(cases)), squeeze=False)
         for row, case, scored in zip(axes, cases, report["cases"]):
@@ -308,20 +306,26 @@ def figure(model: Path, sdist: Path, output: Path) -> None:
                 row[2 * i + 1].set_title(f"map; slice score {scores[k] / threshold:.2f} x threshold", fontsize=9)
         fig.tight_layout()
         output.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(output, dpi=80)
+        fig.savefig(output, dpi=60)
         plt.close(fig)
+    from PIL import Image  # 256 colours: the committed figure stays small
+
+    Image.open(output).convert("RGB").quantize(256).save(output, optimize=True)
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sdist", help="pyradiomics-3.1.0.tar.gz (PyPI's source distribution; its data/ holds the scans)")
     parser.add_argument("--ensemble", type=int, default=ENSEMBLE_K, help=f"also train training#ensemble: K (default {ENSEMBLE_K}; 1 skips)")
+    parser.add_argument("--figure", nargs=2, metavar=("MODEL.pt", "OUT.png"), help="draw and print where MODEL's maps peak on the CTs (trains nothing)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--figure" in argv:  # python external_tumours.py SDIST --figure MODEL.pt OUTPUT.png
-        i = argv.index("--figure")
-        figure(Path(argv[i + 1]), Path(argv[0]), Path(argv[i + 2]))
+    drawing = argparse.ArgumentParser(add_help=False)  # --figure needs no --output: it trains nothing
+    drawing.add_argument("sdist", nargs="?")
+    drawing.add_argument("--figure", nargs=2)
+    known, _ = drawing.parse_known_args(argv)
+    if known.figure and known.sdist:
+        figure(Path(known.figure[0]), Path(known.sdist), Path(known.figure[1]))
         return 0
     return rows_file.main(argv, __doc__, summary, make_jobs, MODELS, extra_arguments=_arguments)
 

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import external_tumours, rows_file  # noqa: E402
-from benchmarks.accuracy import MODELS  # noqa: E402
+from benchmarks.accuracy import MODELS, _cost  # noqa: E402
 from benchmarks.settings_sweep import paired  # noqa: E402
 
 #: the demo's training rule: slices at least this far (mm) from any mark
@@ -39,9 +39,7 @@ CONDITIONS = {BASELINE: (None, None), "+ lung2": ("lung2", "lung1"), "+ lung1": 
 
 def training_slices(sets: dict[str, list[int]], slices: int, slice_mm: float) -> list[int]:
     """The slices at >= ``TRAIN_GAP_MM`` from every labelled slice (all slices of the volume)."""
-    index = np.arange(slices)
-    distance = np.abs(index[:, None] - np.asarray(sets["anomalous"])[None, :]).min(axis=1) * slice_mm
-    return np.flatnonzero(distance >= TRAIN_GAP_MM).tolist()
+    return np.flatnonzero(external_tumours.distance_mm(slices, sets["anomalous"], slice_mm) >= TRAIN_GAP_MM).tolist()
 
 
 def manifest_with(case: dict[str, Any], folder: Path) -> str:
@@ -61,24 +59,22 @@ def manifest_with(case: dict[str, Any], folder: Path) -> str:
 
 
 def make_jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
-    cases = {c["name"]: c for c in external_tumours.prepare_cases(Path(args.sdist), tmp)["lidc"]}
+    cases = {c["name"]: c for c in external_tumours.prepare_cases(Path(args.sdist), tmp, ["lidc"])["lidc"]}
     args.cases = {"lidc": [{k: c[k] for k in ("name", "sets", "slice_mm", "slices")} for c in cases.values()]}
     args.added_slices = {n: len(training_slices(c["sets"], c["slices"], c["slice_mm"])) for n, c in cases.items()}
     base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "task": "lidc"}
     jobs = []
-    for name, (added, _) in CONDITIONS.items():
+    for name, (added, held) in CONDITIONS.items():
         overrides = {"data#manifest": manifest_with(cases[added], tmp)} if added else {}
+        scored = [cases[held]] if held else list(cases.values())  # the baseline is every condition's reference
         for net in args.models:
             for seed in args.seeds:
-                jobs.append(dict(base, network=net, seed=seed, variant=name, overrides=overrides,
-                                 labelled_series=list(cases.values())))  # fmt: skip
-    return sorted(jobs, key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
+                jobs.append(dict(base, network=net, seed=seed, variant=name, overrides=overrides, labelled_series=scored))
+    return sorted(jobs, key=lambda j: -_cost(j))
 
 
 def summary(rows: list[dict], settings: dict) -> str:
     sets = {c["name"]: c["sets"] for c in settings["cases"]["lidc"]}
-    for r in rows:
-        r["_sets"] = sets
     lines = [
         "# A third normal training patient, left out in turn",
         "",
@@ -104,17 +100,15 @@ def summary(rows: list[dict], settings: dict) -> str:
             for label, sel in ((BASELINE, base), (name, plus)):
                 if not sel:
                     continue
-                ops = [external_tumours.operating_point(r, [held]) for r in sel]
-                diff = paired(plus, base, lambda r: external_tumours.slice_auroc(r, [held])) if label == name else ""
+                ops = [external_tumours.operating_point(r, sets, [held]) for r in sel]
+                diff = paired(plus, base, lambda r: external_tumours.slice_auroc(r, sets, [held])) if label == name else ""
                 lines.append("| " + " | ".join([
                     external_tumours.NAMES[net], held, label,
-                    rows_file.mean_sd([external_tumours.slice_auroc(r, [held]) for r in sel]),
+                    rows_file.mean_sd([external_tumours.slice_auroc(r, sets, [held]) for r in sel]),
                     f"{np.mean([o[1] for o in ops]):.3f} / {np.mean([o[0] for o in ops]):.3f}",
                     rows_file.mean_sd([r["labelled_series"]["cases"][held]["pixel_auroc"] for r in sel]),
                     rows_file.mean_sd([r["auroc_percentile"] for r in sel]), diff,
                 ]) + " |")  # fmt: skip
-    for r in rows:
-        r.pop("_sets")
     return "\n".join(lines) + "\n"
 
 

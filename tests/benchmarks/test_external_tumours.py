@@ -85,15 +85,15 @@ SETS = {
 def test_slice_auroc_pools_patients_and_keeps_their_offsets():
     # patient a: anomalies 0.5, 0.9 against normals 0.1, 0.2, 0.6 (extra normal 0.95 in 'all')
     # patient b sits higher: anomaly 3.0 against normals 2.0, 2.5
-    row = _row({"a": [0.5, 0.9, 0.1, 0.2, 0.6, 0.95], "b": [3.0, 2.0, 2.5]}) | {"_sets": SETS}
-    assert external_tumours.slice_auroc(row, ["a"]) == pytest.approx(roc_auc_score([1, 1, 0, 0, 0], [0.5, 0.9, 0.1, 0.2, 0.6]))
-    assert external_tumours.slice_auroc(row, ["b"]) == 1.0
+    row = _row({"a": [0.5, 0.9, 0.1, 0.2, 0.6, 0.95], "b": [3.0, 2.0, 2.5]})
+    assert external_tumours.slice_auroc(row, SETS, ["a"]) == pytest.approx(roc_auc_score([1, 1, 0, 0, 0], [0.5, 0.9, 0.1, 0.2, 0.6]))
+    assert external_tumours.slice_auroc(row, SETS, ["b"]) == 1.0
     pooled = roc_auc_score([1, 1, 0, 0, 0, 1, 0, 0], [0.5, 0.9, 0.1, 0.2, 0.6, 3.0, 2.0, 2.5])
-    assert external_tumours.slice_auroc(row, ["a", "b"]) == pytest.approx(pooled)  # b's normals outrank a's anomalies
+    assert external_tumours.slice_auroc(row, SETS, ["a", "b"]) == pytest.approx(pooled)  # b's normals outrank a's anomalies
     every = roc_auc_score([1, 1, 0, 0, 0, 0, 1, 0, 0], [0.5, 0.9, 0.1, 0.2, 0.6, 0.95, 3.0, 2.0, 2.5])
-    assert external_tumours.slice_auroc(row, ["a", "b"], "all") == pytest.approx(every)
+    assert external_tumours.slice_auroc(row, SETS, ["a", "b"], "all") == pytest.approx(every)
     # at the stored threshold 1.0: anomalies above it 1 of 3 (0.9 < 1.0; 3.0 >= 1.0 ...)
-    sens, spec = external_tumours.operating_point(row, ["a", "b"])
+    sens, spec = external_tumours.operating_point(row, SETS, ["a", "b"])
     assert (sens, spec) == (pytest.approx(1 / 3), pytest.approx(3 / 5))
 
 
