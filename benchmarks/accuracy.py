@@ -253,19 +253,16 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-#: lesioned copies per held-out slice that :func:`validation_draws` measures (1 to this)
-MAX_DRAW_COPIES = 8
-
-
 def validation_draws(network, val_items: list[dict], scoring: dict[str, Any], draws: int, device) -> dict[str, list[float]]:
     """The validation AUROC of one network under ``draws`` independent draws of its SIMULATED
-    lesions (seeds 1000, 1001, ...), with 1 to 8 lesioned copies per held-out normal slice:
+    lesions (seeds 1000, 1001, ...), with 1 to 8 (the most ``auto`` gives) lesioned copies per held-out normal slice:
     ``{"1": [AUROC per draw], ..., "8": [...]}`` (copy ``c`` of a draw is the product's copy ``c``,
     so the first K copies are what ``data#validation_lesion_copies: K`` gives)."""
     from sklearn.metrics import roc_auc_score
 
     from mama_monai.data.case_slices import simulated_anomalies
     from mama_monai.engines import AnomalyMap, anomaly_map_args, score_items
+    from mama_monai.workflows.splits import MAX_AUTO_COPIES as MAX_DRAW_COPIES  # every number `auto` can give
 
     amap = AnomalyMap(2, **anomaly_map_args(scoring))
     normals = [it for it in val_items if it["label"] == 0]
