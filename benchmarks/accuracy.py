@@ -245,6 +245,10 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         row["unlabelled_series"] = unlabelled
     if labelled is not None:
         row["labelled_series"] = labelled
+    if job.get("conditioned_maps"):  # benchmarks/conditioned_maps.py
+        from benchmarks.conditioned_maps import row_values
+
+        row.update(row_values(val, splits["val"], out, test, AnomalyMap(2, **anomaly_map_args(scoring))))
     if job.get("lesion_draws"):
         row["validation_draws"] = validation_draws(result.network, splits["val"], scoring, job["lesion_draws"], ctx.device)
     if job.get("keep_outputs"):
