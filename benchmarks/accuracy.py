@@ -32,6 +32,7 @@ curves and a t-SNE of latent codes (paper Fig. 7).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import multiprocessing as mp
@@ -245,10 +246,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         row["unlabelled_series"] = unlabelled
     if labelled is not None:
         row["labelled_series"] = labelled
-    if job.get("conditioned_maps"):  # benchmarks/conditioned_maps.py
-        from benchmarks.conditioned_maps import row_values
-
-        row.update(row_values(val, splits["val"], out, test, AnomalyMap(2, **anomaly_map_args(scoring))))
+    for module in job.get("extra_scores", ()):  # e.g. benchmarks/conditioned_maps.py: other scores of the same outputs
+        row.update(importlib.import_module(f"benchmarks.{module}").row_values(val, splits["val"], out, test, scoring))
     if job.get("lesion_draws"):
         row["validation_draws"] = validation_draws(result.network, splits["val"], scoring, job["lesion_draws"], ctx.device)
     if job.get("keep_outputs"):

@@ -138,15 +138,19 @@ def test_maps(name: str, val: dict[str, np.ndarray], val_body: np.ndarray, out: 
     return apply(name, table, out["map"][:, 0], _condition(name, out["image"][:, 0]), body)
 
 
-def row_values(val: dict[str, np.ndarray], val_items: Sequence[dict], out: dict[str, np.ndarray], test: Sequence[dict], amap) -> dict[str, Any]:
-    """One run's numbers for every candidate: ``val_cond_<name>`` and ``cond_<name>`` (image AUROC),
-    ``pixel_cond_<name>`` (pixel AUROC over the anomalous test slices with a mask, in the body) and,
-    where the test has ``lesion`` kinds, ``bright_cond_<name>`` / ``dark_cond_<name>``."""
+def row_values(val: dict[str, np.ndarray], val_items: Sequence[dict], out: dict[str, np.ndarray], test: Sequence[dict], scoring: dict) -> dict[str, Any]:
+    """One run's numbers for every candidate (``accuracy.run_one``'s ``extra_scores``; ``val`` and
+    ``out``: ``score_items`` of the validation and test items, ``scoring`` the config's):
+    ``val_cond_<name>`` and ``cond_<name>`` (image AUROC), ``pixel_cond_<name>`` (pixel AUROC over
+    the anomalous test slices with a mask, in the body) and, where the test has ``lesion`` kinds,
+    ``bright_cond_<name>`` / ``dark_cond_<name>``."""
     import torch
     from sklearn.metrics import roc_auc_score
 
+    from mama_monai.engines import AnomalyMap, anomaly_map_args
     from mama_monai.evaluation import pixel_auroc
 
+    amap = AnomalyMap(2, **anomaly_map_args(scoring))
     val_body = amap.foreground(torch.as_tensor(val["image"])).numpy()[:, 0] > 0
     body = amap.foreground(torch.as_tensor(out["image"])).numpy()[:, 0] > 0
     labels, val_labels = out["label"].astype(int), val["label"].astype(int)
@@ -231,7 +235,7 @@ def summary(rows: list[dict], settings: dict) -> str:
 def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict]:
     from benchmarks.accuracy import _cost
 
-    base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main", "conditioned_maps": True}
+    base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main", "extra_scores": ["conditioned_maps"]}
     return sorted((dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds), key=_cost, reverse=True)
 
 
