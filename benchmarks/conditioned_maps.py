@@ -177,16 +177,6 @@ def row_values(val: dict[str, np.ndarray], val_items: Sequence[dict], out: dict[
 
 
 # ----------------------------------------------------------------------------- the page
-def _minus_product(group: list[dict], key: str) -> str:
-    """``key`` minus the product map's number of the same rows (``val_cond_product`` or
-    ``cond_product``): ``+mean difference, p = ...`` of a two-sided t-test paired over seeds."""
-    from mama_monai.evaluation import paired_t_test
-
-    base = key[: key.rindex("_")] + "_product"
-    t = paired_t_test([r[key] for r in group], [r[base] for r in group])
-    return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
-
-
 def summary(rows: list[dict], settings: dict) -> str:
     lines = [
         "# Maps standardised by the held-out normals' error: gradient, intensity, position",
@@ -216,27 +206,17 @@ def summary(rows: list[dict], settings: dict) -> str:
                 continue
             for name, label in CANDIDATES.items():
                 key = f"cond_{name}"
-                diffs = ["–", "–"] if name == "product" else [_minus_product(group, "val_" + key), _minus_product(group, key)]
+                diffs = ["–", "–"] if name == "product" else [rows_file.paired_difference(group, "val_" + key, "val_cond_product"), rows_file.paired_difference(group, key, "cond_product")]
                 pixel = rows_file.mean_sd([r["pixel_" + key] for r in group]) if "pixel_" + key in group[0] else "–"
                 lines.append(f"| {NAMES.get(net, net)} | {label} | {rows_file.mean_sd([r['val_' + key] for r in group])} | {diffs[0]} | "
                              f"{rows_file.mean_sd([r[key] for r in group])} | {diffs[1]} | {pixel} |")  # fmt: skip
         if task == "brain":
-            lines += ["", "Bright and dark SIMULATED lesions apart (test image AUROC):", "",
-                      "| model | map | bright | dark |", "| --- | --- | --- | --- |"]  # fmt: skip
-            for net in MODELS:
-                group = [r for r in mine if r["network"] == net]
-                for name, label in CANDIDATES.items():
-                    if group:
-                        lines.append(f"| {NAMES.get(net, net)} | {label} | {rows_file.mean_sd([r[f'bright_cond_{name}'] for r in group])} | "
-                                     f"{rows_file.mean_sd([r[f'dark_cond_{name}'] for r in group])} |")  # fmt: skip
+            lines += rows_file.bright_dark_lines(mine, MODELS, NAMES, {label: f"cond_{name}" for name, label in CANDIDATES.items()}, "map")
     return "\n".join(lines) + "\n"
 
 
 def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict]:
-    from benchmarks.accuracy import _cost
-
-    base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main", "extra_scores": ["conditioned_maps"]}
-    return sorted((dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds), key=_cost, reverse=True)
+    return rows_file.scored_jobs(args, ["conditioned_maps"])
 
 
 def main(argv: list[str] | None = None) -> int:

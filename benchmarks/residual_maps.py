@@ -18,8 +18,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -29,16 +27,6 @@ from benchmarks.accuracy_report import NAMES  # noqa: E402
 
 #: map name -> the row key of its image AUROC (``run_one``; ``val_`` before it for validation)
 MAPS = {"squared (the product's)": "auroc_percentile", "absolute": "auroc_residual_absolute", "ssim": "auroc_residual_ssim"}
-
-
-def _paired(rows: list[dict], key: str, base: str) -> str:
-    from mama_monai.evaluation import paired_t_test
-
-    a, b = np.array([r[key] for r in rows]), np.array([r[base] for r in rows])
-    if np.allclose(a - b, (a - b)[0]):
-        return f"{float((a - b).mean()):+.3f} (the same in every seed)"
-    t = paired_t_test(a.tolist(), b.tolist())
-    return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
 
 
 def summary(rows: list[dict], settings: dict) -> str:
@@ -68,24 +56,16 @@ def summary(rows: list[dict], settings: dict) -> str:
             if not group:
                 continue
             for name, key in MAPS.items():
-                diffs = ["–", "–"] if key == base else [_paired(group, "val_" + key, "val_" + base), _paired(group, key, base)]
+                diffs = ["–", "–"] if key == base else [rows_file.paired_difference(group, "val_" + key, "val_" + base), rows_file.paired_difference(group, key, base)]
                 lines.append(f"| {NAMES.get(net, net)} | {name} | {rows_file.mean_sd([r['val_' + key] for r in group])} | {diffs[0]} | "
                              f"{rows_file.mean_sd([r[key] for r in group])} | {diffs[1]} |")  # fmt: skip
         if task == "brain":
-            lines += ["", "Bright and dark SIMULATED lesions apart (test image AUROC):", "",
-                      "| model | map | bright | dark |", "| --- | --- | --- | --- |"]  # fmt: skip
-            for net in MODELS:
-                group = [r for r in mine if r["network"] == net]
-                for name, key in MAPS.items():
-                    if group:
-                        lines.append(f"| {NAMES.get(net, net)} | {name} | {rows_file.mean_sd([r['bright_' + key] for r in group])} | {rows_file.mean_sd([r['dark_' + key] for r in group])} |")
+            lines += rows_file.bright_dark_lines(mine, MODELS, NAMES, MAPS, "map")
     return "\n".join(lines) + "\n"
 
 
 def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict]:
-    base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main"}
-    jobs = [dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds]
-    return sorted(jobs, key=lambda j: -(4 if j["network"] == "mamanet_compact" else 1))
+    return rows_file.scored_jobs(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,43 @@ def mean_sd(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.{digits}f}"
 
 
+def paired_difference(rows: list[dict], key: str, base: str) -> str:
+    """``row[key] - row[base]`` over ``rows`` (one per seed): ``+mean difference, p = ...`` of a
+    two-sided paired t-test, or the difference alone where it is the same in every seed."""
+    import numpy as np
+
+    from mama_monai.evaluation import paired_t_test
+
+    a, b = np.array([r[key] for r in rows]), np.array([r[base] for r in rows])
+    if np.allclose(a - b, (a - b)[0]):
+        return f"{float((a - b).mean()):+.3f} (the same in every seed)"
+    t = paired_t_test(a.tolist(), b.tolist())
+    return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
+
+
+def bright_dark_lines(rows: list[dict], models: Sequence[str], names: dict[str, str], variants: dict[str, str], heading: str) -> list[str]:
+    """The brain page's table of bright and dark SIMULATED lesions apart: one line per model and
+    variant (``variants``: what the table calls it -> the row key after ``bright_`` / ``dark_``)."""
+    lines = ["", "Bright and dark SIMULATED lesions apart (test image AUROC):", "", f"| model | {heading} | bright | dark |", "| --- | --- | --- | --- |"]
+    for net in models:
+        group = [r for r in rows if r["network"] == net]
+        for label, key in variants.items():
+            if group:
+                lines.append(f"| {names.get(net, net)} | {label} | {mean_sd([r['bright_' + key] for r in group])} | {mean_sd([r['dark_' + key] for r in group])} |")
+    return lines
+
+
+def scored_jobs(args: argparse.Namespace, extra_scores: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One ``accuracy.run_one`` job per task, model and seed of ``args`` at the product's
+    settings, each scoring its outputs also with ``extra_scores`` (modules of ``benchmarks/``
+    with a ``row_values``); the slowest first, so that the workers finish together."""
+    from benchmarks.accuracy import _cost
+
+    base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main", "extra_scores": list(extra_scores)}
+    jobs = [dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds]
+    return sorted(jobs, key=_cost, reverse=True)
+
+
 def main(
     argv: list[str] | None,
     doc: str,

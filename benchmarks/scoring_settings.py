@@ -101,18 +101,6 @@ def row_values(val: dict[str, np.ndarray], val_items: Sequence[dict], out: dict[
 
 
 # ----------------------------------------------------------------------------- the page
-def _minus_default(group: list[dict], prefix: str, name: str) -> str:
-    """``prefix + name`` minus the default's, paired over seeds: ``+mean difference, p = ...``."""
-    from mama_monai.evaluation import paired_t_test
-
-    a, b = [r[prefix + name] for r in group], [r[prefix + key(*DEFAULT)] for r in group]
-    d = np.subtract(a, b)
-    if np.allclose(d, d[0]):
-        return f"{float(d[0]):+.3f} (every seed)"
-    t = paired_t_test(a, b)
-    return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
-
-
 def best_by_validation(rows: list[dict], network: str = "mamanet_compact") -> tuple[float, int, str]:
     """The setting of the grid with the highest mean validation AUROC of ``network``, averaged over the tasks in ``rows``."""
     tasks = sorted({r["task"] for r in rows})
@@ -157,7 +145,7 @@ def summary(rows: list[dict], settings: dict) -> str:
                 continue
             for setting in listed:
                 name = key(*setting)
-                diffs = ["–", "–"] if setting == DEFAULT else [_minus_default(group, "val_set_", name), _minus_default(group, "set_", name)]
+                diffs = ["–", "–"] if setting == DEFAULT else [rows_file.paired_difference(group, "val_set_" + name, "val_set_" + key(*DEFAULT)), rows_file.paired_difference(group, "set_" + name, "set_" + key(*DEFAULT))]
                 pixel = rows_file.mean_sd([r["pixel_set_" + name] for r in group]) if "pixel_set_" + name in group[0] else "–"
                 cells = [NAMES.get(net, net), describe(*setting) + (" (default)" if setting == DEFAULT else ""),
                          rows_file.mean_sd([r["val_set_" + name] for r in group]), diffs[0],
@@ -169,10 +157,7 @@ def summary(rows: list[dict], settings: dict) -> str:
 
 
 def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict]:
-    from benchmarks.accuracy import _cost
-
-    base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "variant": "main", "extra_scores": ["scoring_settings"]}
-    return sorted((dict(base, task=t, network=n, seed=s) for t in args.tasks for n in args.models for s in args.seeds), key=_cost, reverse=True)
+    return rows_file.scored_jobs(args, ["scoring_settings"])
 
 
 def main(argv: list[str] | None = None) -> int:
