@@ -230,7 +230,28 @@ def _run_train(args: argparse.Namespace) -> int:
     if ctx.is_main:
         print(f"trained {result.iterations} iterations in {result.seconds:.0f} s; threshold {result.threshold['value']:.4g} "
               f"({result.threshold['method']}); model: {result.model_path}")
+        print(_kept_validation_line(parser, result))
     return 0
+
+
+def _kept_validation_line(parser, result) -> str:
+    """What validation said of the network kept: its held-out normal error and, where the
+    validation had lesions, its validation AUROC (how to compare settings, e.g. ``scoring#border``,
+    on one's own data without a test set). An ensemble's validation AUROC is not measured."""
+    from mama_monai.workflows.training import checkpoint_choice, kept_validation
+
+    training = parser.get_parsed_content("training")
+    if int(training.get("ensemble", 1) or 1) > 1:
+        error = "not measured" if result.val_normal_mse is None else f"{result.val_normal_mse:.4g}"
+        return f"validation: the ensemble's held-out normal error {error}"
+    row = kept_validation(result.history, checkpoint_choice(training))
+    if row is None:
+        return "validation: none ran"
+    text = f"validation of the network kept (iteration {row['iteration']}): held-out normal error {row.get('val_normal_mse', float('nan')):.4g}"
+    if "val_auroc" in row:
+        simulated = parser.get_parsed_content("data").get("simulated_validation_anomalies", True)
+        text += f", AUROC {row['val_auroc']:.3f} on {'SIMULATED' if simulated else 'the validation'} lesions"
+    return text
 
 
 def _add_evaluate_parser(subparsers: argparse._SubParsersAction) -> None:

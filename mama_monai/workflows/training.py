@@ -50,13 +50,13 @@ from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.evaluation.case_score import DEFAULT_FACTOR
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
 from mama_monai.engines.training_handlers import LAST_CHECKPOINT_PREFIX, attach_checkpointing, attach_logging, attach_resume
-from mama_monai.engines.training_progress import TrainingProgress, ValidationRecorder
+from mama_monai.engines.training_progress import CRITERIA, TrainingProgress, ValidationRecorder
 from mama_monai.networks import ReconstructionEnsemble
 from mama_monai.networks.nets.ensemble import MAX_MEMBERS
 from mama_monai.workflows.config import resolved
 from mama_monai.workflows.distributed import DistributedContext, register_comm_hook
 
-__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingRun", "build_training_run", "normal_mse", "train_ensemble", "train_model", "train_with_restarts"]
+__all__ = ["LAST_CHECKPOINT_PREFIX", "TrainResult", "TrainingRun", "build_training_run", "kept_validation", "normal_mse", "train_ensemble", "train_model", "train_with_restarts"]
 
 logger = logging.getLogger(__name__)
 
@@ -273,6 +273,28 @@ def checkpoint_choice(cfg: dict[str, Any]) -> str:
     if choice not in CHECKPOINT_CHOICES:
         raise ValueError(f"training#checkpoint must be one of {list(CHECKPOINT_CHOICES)}, got {choice!r}.")
     return choice
+
+
+def kept_validation(history: list[dict[str, Any]], choice: str) -> dict[str, Any] | None:
+    """The validation row of the network that a run with ``training#checkpoint: choice`` kept:
+    the first row of best criterion (``TrainingProgress.update`` keeps a network only on a strict
+    improvement), the last row for ``"last"`` or where no row carries the criterion (as
+    :func:`_best_network` keeps the last network then); None without a validation.
+
+    Example::
+
+        >>> rows = [{"iteration": 10, "val_normal_mse": 0.2}, {"iteration": 20, "val_normal_mse": 0.1},
+        ...         {"iteration": 30, "val_normal_mse": 0.1}]
+        >>> kept_validation(rows, "normal_error")["iteration"]
+        20
+    """
+    if not history:
+        return None
+    key = CHECKPOINT_CRITERION[checkpoint_choice({"checkpoint": choice})]
+    rows = [r for r in history if r.get(key) is not None]
+    if choice == "last" or not rows:
+        return history[-1]
+    return (max if CRITERIA[key] else min)(rows, key=lambda r: r[key])  # the first of equal rows
 
 
 def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext, choice: str) -> None:

@@ -133,3 +133,34 @@ def test_misspelt_nested_override_is_refused_naming_the_real_keys(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2
     assert "--training#iteratons" in err and "'iterations'" in err
+
+
+def test_train_prints_what_validation_said_of_the_network_it_kept(tmp_path, tiny, capsys):
+    """The printed held-out normal error is the kept network's: the model file's network,
+    reconstructing the validation normals again, gives the same number; the AUROC is that
+    validation's row in the model file's history."""
+    import re
+
+    import torch
+
+    from mama_monai.engines import AnomalyMap, score_items
+    from mama_monai.engines.checkpoint import load_model
+    from mama_monai.workflows.config import workflow_config
+    from mama_monai.workflows.splits import prepare_splits
+    from mama_monai.workflows.training import normal_mse
+
+    out = tmp_path / "run"
+    args = [*tiny.args, "--training#iterations", "30"]
+    assert main(["train", "--network", "autoencoder", "--output", str(out), "--device", "cpu", *args]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    found = re.fullmatch(r"validation of the network kept \(iteration (\d+)\): held-out normal error (\S+), AUROC (\S+) on SIMULATED lesions", line)
+    assert found, line
+    network, payload = load_model(out / "model.pt")
+    parser = workflow_config("autoencoder", overrides=dict(tiny.overrides, **{"training#iterations": 30}))
+    val = prepare_splits(parser)["val"]
+    with torch.no_grad():
+        again = normal_mse(score_items(network, AnomalyMap(2), val, torch.device("cpu")))
+    assert float(found.group(2)) == pytest.approx(again, rel=1e-3)
+    row = next(r for r in payload["metrics"]["history"] if r["iteration"] == int(found.group(1)))
+    assert float(found.group(3)) == pytest.approx(row["val_auroc"], abs=5e-4)
+    assert row["val_normal_mse"] == min(r["val_normal_mse"] for r in payload["metrics"]["history"])

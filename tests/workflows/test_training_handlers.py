@@ -214,3 +214,27 @@ def test_val_auroc_without_lesions_keeps_the_last_network_not_a_stale_best_file(
     assert all(torch.equal(v, last.network.state_dict()[k]) for k, v in result.network.state_dict().items())
     left = torch.load(stale, weights_only=True)
     assert all(torch.equal(left[k], v) for k, v in stale_weights.items())  # no validation was 'best': nothing rewrote it
+
+
+@pytest.mark.parametrize("choice", ["normal_error", "val_auroc", "last"])
+@pytest.mark.parametrize(
+    "history",
+    [
+        [(0.30, 0.6), (0.10, 0.7), (0.20, 0.9), (0.10, 0.8)],  # best error early, tied later; best AUROC in between
+        [(0.30, 0.6), (0.20, 0.6), (0.25, 0.5)],  # a tie on AUROC: the first is kept
+        [(0.30, None), (0.20, None)],  # no lesions in validation: no AUROC
+    ],
+)
+def test_kept_validation_is_the_row_whose_network_was_saved(choice, history):
+    """The reference is TrainingProgress itself: the network is saved on every row ``update``
+    calls the best so far, so the kept row is the last such row (the last row for ``last`` or
+    where no row carries the criterion)."""
+    from mama_monai.engines.training_progress import TrainingProgress
+    from mama_monai.workflows.training import CHECKPOINT_CRITERION, kept_validation
+
+    rows = [dict({"iteration": 10 * (k + 1), "val_normal_mse": e}, **({} if a is None else {"val_auroc": a})) for k, (e, a) in enumerate(history)]
+    progress = TrainingProgress(0, CHECKPOINT_CRITERION[choice])
+    saved = [row for row in rows if progress.update(row)]
+    expected = rows[-1] if choice == "last" or not saved else saved[-1]
+    assert kept_validation(rows, choice) is expected
+    assert kept_validation([], choice) is None
