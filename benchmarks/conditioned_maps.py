@@ -206,10 +206,8 @@ def summary(rows: list[dict], settings: dict) -> str:
                 continue
             for name, label in CANDIDATES.items():
                 key = f"cond_{name}"
-                diffs = ["–", "–"] if name == "product" else [rows_file.paired_difference(group, "val_" + key, "val_cond_product"), rows_file.paired_difference(group, key, "cond_product")]
                 pixel = rows_file.mean_sd([r["pixel_" + key] for r in group]) if "pixel_" + key in group[0] else "–"
-                lines.append(f"| {NAMES.get(net, net)} | {label} | {rows_file.mean_sd([r['val_' + key] for r in group])} | {diffs[0]} | "
-                             f"{rows_file.mean_sd([r[key] for r in group])} | {diffs[1]} | {pixel} |")  # fmt: skip
+                lines.append("| " + " | ".join([NAMES.get(net, net), label, *rows_file.against_base(group, key, "cond_product"), pixel]) + " |")
         if task == "brain":
             lines += rows_file.bright_dark_lines(mine, MODELS, NAMES, {label: f"cond_{name}" for name, label in CANDIDATES.items()}, "map")
     return "\n".join(lines) + "\n"

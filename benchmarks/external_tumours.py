@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import rows_file  # noqa: E402
 from benchmarks.accuracy import ENSEMBLE, MODELS, _cost  # noqa: E402
+from benchmarks.accuracy_report import NAMES  # noqa: E402
 from benchmarks.settings_sweep import paired  # noqa: E402
 
 #: task -> the scans its models score, the modality's name
@@ -53,7 +54,6 @@ LUNG_SHARE = 0.25
 #: MR: a slice is head where its head area is at least this share of the largest
 HEAD_SHARE = 0.5
 ENSEMBLE_K = 3
-NAMES = {"mamanet_compact": "MAMA Net (compact)", "autoencoder": "autoencoder", "memae": "MemAE"}
 
 
 def _largest(mask: np.ndarray) -> np.ndarray:
@@ -130,10 +130,16 @@ def prepare_cases(sdist: Path, folder: Path, tasks=tuple(SCANS)) -> dict[str, li
     return cases
 
 
+def page_cases(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a page needs of :func:`prepare_cases`' cases (name, slice sets, slice spacing and
+    count), saved with the settings so that ``--report-only`` can rewrite the page."""
+    return [{k: c[k] for k in ("name", "sets", "slice_mm", "slices")} for c in cases]
+
+
 def make_jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     cases = prepare_cases(Path(args.sdist), tmp, args.tasks)
     # the slice sets go into the saved settings (rows_file.save writes vars(args)): the page is rewritten from them
-    args.cases = {task: [{k: c[k] for k in ("name", "sets", "slice_mm", "slices")} for c in found] for task, found in cases.items()}
+    args.cases = {task: page_cases(found) for task, found in cases.items()}
     base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations)}
     jobs = []
     for task in args.tasks:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import external_tumours, rows_file  # noqa: E402
 from benchmarks.accuracy import MODELS, _cost  # noqa: E402
+from benchmarks.accuracy_report import NAMES  # noqa: E402
 from benchmarks.settings_sweep import paired  # noqa: E402
 
 #: the demo's training rule: slices at least this far (mm) from any mark
@@ -60,7 +61,7 @@ def manifest_with(case: dict[str, Any], folder: Path) -> str:
 
 def make_jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     cases = {c["name"]: c for c in external_tumours.prepare_cases(Path(args.sdist), tmp, ["lidc"])["lidc"]}
-    args.cases = {"lidc": [{k: c[k] for k in ("name", "sets", "slice_mm", "slices")} for c in cases.values()]}
+    args.cases = {"lidc": external_tumours.page_cases(list(cases.values()))}
     args.added_slices = {n: len(training_slices(c["sets"], c["slices"], c["slice_mm"])) for n, c in cases.items()}
     base = {"size": args.size, "iterations": args.iterations, "interval": min(50, args.iterations), "task": "lidc"}
     jobs = []
@@ -103,7 +104,7 @@ def summary(rows: list[dict], settings: dict) -> str:
                 ops = [external_tumours.operating_point(r, sets, [held]) for r in sel]
                 diff = paired(plus, base, lambda r: external_tumours.slice_auroc(r, sets, [held])) if label == name else ""
                 lines.append("| " + " | ".join([
-                    external_tumours.NAMES[net], held, label,
+                    NAMES[net], held, label,
                     rows_file.mean_sd([external_tumours.slice_auroc(r, sets, [held]) for r in sel]),
                     f"{np.mean([o[1] for o in ops]):.3f} / {np.mean([o[0] for o in ops]):.3f}",
                     rows_file.mean_sd([r["labelled_series"]["cases"][held]["pixel_auroc"] for r in sel]),

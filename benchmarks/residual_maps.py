@@ -56,9 +56,7 @@ def summary(rows: list[dict], settings: dict) -> str:
             if not group:
                 continue
             for name, key in MAPS.items():
-                diffs = ["–", "–"] if key == base else [rows_file.paired_difference(group, "val_" + key, "val_" + base), rows_file.paired_difference(group, key, base)]
-                lines.append(f"| {NAMES.get(net, net)} | {name} | {rows_file.mean_sd([r['val_' + key] for r in group])} | {diffs[0]} | "
-                             f"{rows_file.mean_sd([r[key] for r in group])} | {diffs[1]} |")  # fmt: skip
+                lines.append("| " + " | ".join([NAMES.get(net, net), name, *rows_file.against_base(group, key, base)]) + " |")
         if task == "brain":
             lines += rows_file.bright_dark_lines(mine, MODELS, NAMES, MAPS, "map")
     return "\n".join(lines) + "\n"

@@ -84,6 +84,17 @@ def paired_difference(rows: list[dict], key: str, base: str) -> str:
     return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
 
 
+def against_base(rows: list[dict], key: str, base: str) -> list[str]:
+    """The four cells of a page that scores the same runs several ways: validation (``val_`` +
+    ``key``) and test (``key``) as mean ± sd over ``rows`` (one per seed), each followed by its
+    difference from ``base`` paired over seeds (``–`` where ``key`` is ``base``)."""
+    cells = []
+    for prefix in ("val_", ""):
+        diff = "–" if key == base else paired_difference(rows, prefix + key, prefix + base)
+        cells += [mean_sd([r[prefix + key] for r in rows]), diff]
+    return cells
+
+
 def bright_dark_lines(rows: list[dict], models: Sequence[str], names: dict[str, str], variants: dict[str, str], heading: str) -> list[str]:
     """The brain page's table of bright and dark SIMULATED lesions apart: one line per model and
     variant (``variants``: what the table calls it -> the row key after ``bright_`` / ``dark_``)."""

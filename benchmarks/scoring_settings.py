@@ -145,11 +145,9 @@ def summary(rows: list[dict], settings: dict) -> str:
                 continue
             for setting in listed:
                 name = key(*setting)
-                diffs = ["–", "–"] if setting == DEFAULT else [rows_file.paired_difference(group, "val_set_" + name, "val_set_" + key(*DEFAULT)), rows_file.paired_difference(group, "set_" + name, "set_" + key(*DEFAULT))]
                 pixel = rows_file.mean_sd([r["pixel_set_" + name] for r in group]) if "pixel_set_" + name in group[0] else "–"
                 cells = [NAMES.get(net, net), describe(*setting) + (" (default)" if setting == DEFAULT else ""),
-                         rows_file.mean_sd([r["val_set_" + name] for r in group]), diffs[0],
-                         rows_file.mean_sd([r["set_" + name] for r in group]), diffs[1], pixel]  # fmt: skip
+                         *rows_file.against_base(group, "set_" + name, "set_" + key(*DEFAULT)), pixel]  # fmt: skip
                 if brain:
                     cells += [rows_file.mean_sd([r[f"{k}_set_{name}"] for r in group]) for k in ("bright", "dark")]
                 lines.append("| " + " | ".join(cells) + " |")
