@@ -2,10 +2,12 @@
 network on both tasks (``docs/accuracy/learning_rate.md``; predicted before the run in
 ``docs/accuracy/learning_rate_prediction.txt``).
 
-The defaults: 0.001 (``configs/train.yaml``; the paper's 0.01 diverged in the first release's
-runs) and 0.003 for the compact MAMA Net (``configs/network/mamanet_compact.yaml``: the lowest
-reconstruction error after 60 steps of three rates). Neither was swept at the benchmark's 300
-iterations with detection measured. Every (task, network, seed, setting) trains
+The defaults when it was first run (2026-12-07): 0.001 for the baselines (``configs/train.yaml``;
+the paper's 0.01 diverged in the first release's runs) and 0.003 for the compact MAMA Net
+(``configs/network/mamanet_compact.yaml``: the lowest reconstruction error after 60 steps of three
+rates); neither had been swept at the benchmark's 300 iterations with detection measured. Since
+then the baselines train at 0.002 (``configs/network/{autoencoder,memae}.yaml``, by the rule in
+``docs/accuracy/baseline_rates_prediction.txt``); a new run sweeps factors of the current rates. Every (task, network, seed, setting) trains
 and is scored by ``benchmarks/accuracy.py``'s ``run_one`` (the product's path;
 :mod:`benchmarks.settings_sweep`). A setting is chosen on the validation AUROC (SIMULATED lesions
 in held-out normal slices) only, by the rule written before the run; the test AUROC beside it
@@ -32,8 +34,9 @@ SWEEP = settings_sweep.Sweep(
     title="Adam's learning rate, swept",
     script="learning_rate.py",
     prediction="learning_rate_prediction.txt",
-    note="The settings are factors of each network's own default rate (MAMA Net (compact) 0.003, autoencoder and MemAE "
-    "0.001): *half* is 0.0015 and 0.0005, *double* 0.006 and 0.002. Adam, constant rate, batch 8, 300 iterations.",
+    note="The settings are factors of each network's own default rate, which in the runs of 2026-12-07 were MAMA Net "
+    "(compact) 0.003, autoencoder and MemAE 0.001: *half* is 0.0015 and 0.0005, *double* 0.006 and 0.002 (the "
+    "baselines train at 0.002 since, `baseline_rates_prediction.txt`). Adam, constant rate, batch 8, 300 iterations.",
 )
 
 

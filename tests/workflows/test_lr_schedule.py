@@ -29,7 +29,7 @@ def cosine_run(tmp_path_factory, tiny):
 
 def test_cosine_anneals_the_optimizer_lr_to_zero_over_the_iterations(cosine_run):
     run, _ = cosine_run
-    lr0 = 0.001  # configs/network/autoencoder.yaml keeps train.yaml's optimizer#lr
+    lr0 = 0.002  # configs/network/autoencoder.yaml: twice train.yaml's optimizer#lr
     # closed form of cosine annealing after t of T = 20 steps: lr0 (1 + cos(pi t / T)) / 2
     assert _lr(run / "checkpoints" / "last_checkpoint_epoch=1.pt") == pytest.approx(lr0 * (1 + math.cos(math.pi * 10 / 20)) / 2, rel=1e-9)
     assert _lr(run / "checkpoints" / "last_checkpoint_epoch=2.pt") == pytest.approx(0.0, abs=1e-15)
@@ -39,7 +39,7 @@ def test_cosine_anneals_the_optimizer_lr_to_zero_over_the_iterations(cosine_run)
 def test_the_default_keeps_the_learning_rate_constant(tmp_path, tiny):
     run = tmp_path / "run"
     assert main(["train", "--network", "autoencoder", "--device", "cpu", *tiny.args, "--output", str(run)]) == 0
-    assert _lr(run / "checkpoints" / "last_checkpoint_epoch=2.pt") == 0.001
+    assert _lr(run / "checkpoints" / "last_checkpoint_epoch=2.pt") == 0.002  # configs/network/autoencoder.yaml
     assert "lr_scheduler" not in torch.load(run / "checkpoints" / "last_checkpoint_epoch=2.pt", weights_only=True)
 
 
