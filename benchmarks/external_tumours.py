@@ -183,6 +183,13 @@ def _mean(rows: list[dict], value) -> str:
     return rows_file.mean_sd([value(r) for r in rows])
 
 
+def prediction_file(settings: dict) -> str:
+    """The prediction written before the run: ``<output stem>_prediction.txt`` beside the rows
+    (``external_tumours.json`` -> ``external_tumours_prediction.txt``; a later run written to
+    ``external_tumours_rates.json`` has its own, ``external_tumours_rates_prediction.txt``)."""
+    return f"{Path(settings.get('output') or 'external_tumours.json').stem}_prediction.txt"
+
+
 def summary(rows: list[dict], settings: dict) -> str:
     cases = settings["cases"]
     lines = [
@@ -191,7 +198,7 @@ def summary(rows: list[dict], settings: dict) -> str:
         f"Written by `python benchmarks/external_tumours.py` on {settings['date']}, {settings['cpu']}, in "
         f"{settings['seconds'] / 60:.0f} min; seeds {settings['seeds']}, input {settings['size']} x {settings['size']}, "
         f"{settings['iterations']} iterations, mean ± sd over seeds. Slice rules and predictions were written before the "
-        "run: `external_tumours_prediction.txt`. Nothing here chose anything: a test only.",
+        f"run: `{prediction_file(settings)}`. Nothing here chose anything: a test only.",
         "",
         "The models are trained as `benchmarks/accuracy.py` trains them (the `lidc` task's models score the CTs, the "
         "`brain` task's the MRs) and score each file as `mama-monai score` does. *Demo test*: the same networks' image "

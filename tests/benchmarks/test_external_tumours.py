@@ -164,3 +164,16 @@ def test_where_peaks_counts_finding_slices_peaking_at_the_label_and_normals_peak
         "finding_slices": 2, "peak_at_finding": 1, "primary_normals": 3, "peak_at_edge": 2}
     amap[30, 30, 0] = 2.0  # now slice 0 peaks 20 px away from its label
     assert external_tumours.where_peaks(amap, label, sets)["peak_at_finding"] == 0
+
+
+def test_each_page_names_the_prediction_written_for_its_own_run():
+    """Known answers: the first run's rows (output external_tumours.json) name
+    external_tumours_prediction.txt; the re-run with the baselines at 0.002 (its own output name)
+    names its own file, which exists in docs/accuracy, as does the first."""
+    docs = ROOT / "docs" / "accuracy"
+    first = external_tumours.prediction_file({"output": "docs/accuracy/external_tumours.json"})
+    rerun = external_tumours.prediction_file({"output": str(docs / "external_tumours_rates.json")})
+    assert (first, rerun) == ("external_tumours_prediction.txt", "external_tumours_rates_prediction.txt")
+    assert (docs / first).is_file() and (docs / rerun).is_file()
+    for stem in ("external_tumours", "external_tumours_rates"):
+        assert f"`{stem}_prediction.txt`" in (docs / f"{stem}.md").read_text()
