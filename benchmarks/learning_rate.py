@@ -7,9 +7,9 @@ the paper's 0.01 diverged in the first release's runs) and 0.003 for the compact
 (``configs/network/mamanet_compact.yaml``: the lowest reconstruction error after 60 steps of three
 rates); neither had been swept at the benchmark's 300 iterations with detection measured. Since
 then the baselines train at 0.002 (``configs/network/{autoencoder,memae}.yaml``, by the rule in
-``docs/accuracy/baseline_rates_prediction.txt``); a new run sweeps factors of the current rates. Every (task, network, seed, setting) trains
-and is scored by ``benchmarks/accuracy.py``'s ``run_one`` (the product's path;
-:mod:`benchmarks.settings_sweep`). A setting is chosen on the validation AUROC (SIMULATED lesions
+``docs/accuracy/baseline_rates_prediction.txt``); a new run sweeps factors of the current rates.
+Every (task, network, seed, setting) trains and is scored by ``benchmarks/accuracy.py``'s
+``run_one`` (the product's path; :mod:`benchmarks.settings_sweep`). A setting is chosen on the validation AUROC (SIMULATED lesions
 in held-out normal slices) only, by the rule written before the run; the test AUROC beside it
 can only veto.
 
