@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 import torch
 from monai.data import Dataset, MetaTensor
 from monai.transforms import Resize
@@ -415,6 +416,34 @@ def load_case_slices(
     return [items[c.case_id] for c in cases if c.case_id in items], failures
 
 
+#: ``simulated_anomalies``' ``sign``: the lesion sign it gives (None: bright and dark alternating)
+LESION_SIGNS: dict[str, int | None] = {"alternate": None, "bright": 1, "dark": -1}
+
+
+#: ``enclosed`` centres: the least area of a hole, as a fraction of the slice (41 px at 64 x 64)
+ENCLOSED_MIN_AREA = 0.01
+
+
+def _intensity_range(name: str, value: Sequence[float]) -> tuple[float, float]:
+    if isinstance(value, str) or len(value) != 2 or not float(value[0]) < float(value[1]):
+        raise ValueError(f"{name} must be a (min, max) intensity pair with min < max, got {value!r}.")
+    return float(value[0]), float(value[1])
+
+
+def _lesion_centres(image: np.ndarray, low: float, high: float, enclosed: bool, foreground_threshold: float) -> np.ndarray:
+    """Allowed lesion centres of one slice (:func:`simulated_anomalies`): intensity in (low, high),
+    and if ``enclosed`` inside a hole of the tissue above ``high`` that covers at least
+    ``ENCLOSED_MIN_AREA`` of the slice (a lung, not a pocket of bowel gas)."""
+    allowed = (image > low) & (image < high)
+    if enclosed:
+        brighter = image >= high
+        holes, n = ndimage.label(ndimage.binary_fill_holes(brighter) & ~brighter)
+        areas = np.bincount(holes.ravel(), minlength=n + 1)
+        big = np.flatnonzero(areas >= ENCLOSED_MIN_AREA * image.size)
+        allowed &= np.isin(holes, big[big > 0])
+    return allowed
+
+
 def simulated_anomalies(
     items: Sequence[dict[str, Any]],
     seed: int,
@@ -422,6 +451,10 @@ def simulated_anomalies(
     mode: str = "tissue",
     foreground_threshold: float = 0.05,
     copies: int = 1,
+    centres: Sequence[float] | None = None,
+    enclosed: bool = False,
+    target: Sequence[float] | None = None,
+    sign: str = "alternate",
 ) -> list[dict[str, Any]]:
     """SIMULATED-lesion copies of normal slices (label 1, ``simulated=True``), for validation.
 
@@ -438,19 +471,44 @@ def simulated_anomalies(
     for one network (0.016-0.033 over 20 networks), on the brain task's 6 normals 0.097
     (0.071-0.137); 6 and 8 copies cut it to 0.012 and 0.028 (``benchmarks/validation_noise.py``;
     ``data#validation_lesion_copies``, :func:`mama_monai.workflows.splits.lesion_copies`).
+
+    Where the lesions go and what they look like (default: anywhere above ``foreground_threshold``,
+    another tissue of the slice, bright and dark alternating), for an anomaly whose anatomy is
+    known (``benchmarks/validation_lesions.py``: a solid nodule in aerated lung is ``centres``
+    (0.05, 0.357), ``enclosed``, ``target`` (0.643, 0.786), ``sign`` ``"bright"`` in the
+    ``ct_lung`` window):
+
+    - ``centres``: (min, max) intensity of the allowed lesion centres (exclusive bounds);
+      default (``foreground_threshold``, inf).
+    - ``enclosed``: centres must also lie in a hole of the tissue brighter than ``centres``'
+      max (in 2D: the lungs inside the chest wall and mediastinum, not the air or the
+      partial-volume rim around the body).
+    - ``target``: ``"tissue"`` mode only: (min, max) intensity the lesion takes, drawn uniformly,
+      instead of a value of the slice's own foreground.
+    - ``sign``: ``"alternate"`` (bright on even ``i + c``, dark on odd), ``"bright"`` or ``"dark"``.
+
+    With ``centres`` given, a slice with no allowed centre gets no copy (fewer lesions than
+    ``copies`` x slices); without, a slice with nothing above ``foreground_threshold`` takes its
+    centre anywhere in the image above 10 % of its maximum.
     """
     if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
         raise ValueError(f"copies must be an int >= 1 (lesioned copies per slice), got {copies!r}.")
+    if sign not in LESION_SIGNS:
+        raise ValueError(f"sign must be one of {list(LESION_SIGNS)}, got {sign!r}.")
+    low, high = (foreground_threshold, np.inf) if centres is None else _intensity_range("centres", centres)
+    target_range = None if target is None else _intensity_range("target", target)
     out = []
     for c, (i, item) in ((c, pair) for c in range(copies) for pair in enumerate(items)):
         rng = np.random.default_rng([seed, i] if c == 0 else [seed, i, c])
         image = item["image"][0].numpy()
         width = image.shape[-1]
         radius = (max(1.5, radius_fraction[0] * width), max(2.0, radius_fraction[1] * width))
-        foreground = image > foreground_threshold
+        foreground = _lesion_centres(image, low, high, enclosed, foreground_threshold)
+        if centres is not None and not foreground.any():
+            continue  # no allowed centre (a slice below the lungs): no copy
         lesioned, mask, _ = simulate_lesions(
-            image, rng, n=1, radius_px=radius, sign=1 if (i + c) % 2 == 0 else -1,
-            foreground=foreground if foreground.any() else None, mode=mode,
+            image, rng, n=1, radius_px=radius, sign=LESION_SIGNS[sign] or (1 if (i + c) % 2 == 0 else -1),
+            foreground=foreground if foreground.any() else None, mode=mode, target_range=target_range,
         )  # fmt: skip
         new = dict(item)
         new["image"] = torch.from_numpy(np.ascontiguousarray(lesioned)).float()[None].expand_as(item["image"]).clone()

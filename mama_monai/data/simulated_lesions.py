@@ -66,6 +66,7 @@ def sample_lesions(
     foreground: np.ndarray | None = None,
     mode: str = "scale",
     min_difference: float = 0.15,
+    target_range: Sequence[float] | None = None,
 ) -> list[Lesion]:
     """Draw ``n`` lesions inside the foreground of a spatial array (no channel axis).
 
@@ -81,6 +82,9 @@ def sample_lesions(
             for ``"tissue"``.
         min_difference: ``"tissue"`` only: the least intensity difference between the lesion
             and its centre. Default 0.15.
+        target_range: ``"tissue"`` only: (min, max) intensity the lesion takes, drawn uniformly
+            (e.g. solid soft tissue for a lung nodule), instead of a value of the image's own
+            foreground. Default None (the image's own).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n!r}.")
@@ -90,6 +94,7 @@ def sample_lesions(
         raise ValueError(f"mode must be one of {list(LESION_MODES)}, got {mode!r}.")
     r_lo, r_hi = _check_range("radius_px", radius_px, 0.5)
     c_lo, c_hi = _check_range("contrast", contrast, 0.0)
+    target = None if target_range is None else _check_range("target_range", target_range, -np.inf)
     image = np.asarray(image)
     fg = image > 0.1 * float(image.max()) if foreground is None else np.asarray(foreground, bool)
     if fg.shape != image.shape:
@@ -105,7 +110,7 @@ def sample_lesions(
             raise ValueError(f"no foreground voxel at least {margin} voxels from the border of an image of shape {image.shape}.")
         s = sign if sign is not None else int(rng.choice([-1, 1]))
         if mode == "tissue":
-            lesions.append(_tissue_lesion(image, fg, candidates, rng, radius, s, min_difference))
+            lesions.append(_tissue_lesion(image, fg, candidates, rng, radius, s, min_difference, target))
             continue
         center = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
         lesions.append(Lesion(center, radius, s * float(rng.uniform(c_lo, c_hi))))
@@ -114,17 +119,28 @@ def sample_lesions(
 
 def _tissue_lesion(
     image: np.ndarray, fg: np.ndarray, candidates: np.ndarray, rng: np.random.Generator, radius: float, sign: int,
-    min_difference: float, tries: int = 50,
+    min_difference: float, target_range: tuple[float, float] | None = None, tries: int = 50,
 ) -> Lesion:
-    """A ``"tissue"`` lesion: a centre and a foreground intensity ``sign``-wards of it by >= ``min_difference``."""
+    """A ``"tissue"`` lesion: a centre and a foreground intensity (or one drawn from ``target_range``)
+    ``sign``-wards of it by >= ``min_difference``."""
     values = image[fg]
     for _ in range(tries):
         center = tuple(int(v) for v in candidates[rng.integers(len(candidates))])
         local = float(image[center])
+        if target_range is not None:
+            target = float(rng.uniform(*target_range))
+            if sign * (target - local) >= min_difference:
+                return Lesion(center, radius, target - local, target)
+            continue
         allowed = values[sign * (values - local) >= min_difference]
         if allowed.size:
             target = float(allowed[rng.integers(allowed.size)])
             return Lesion(center, radius, target - local, target)
+    if target_range is not None:
+        raise ValueError(
+            f"no lesion target in target_range {target_range} is {'above' if sign > 0 else 'below'} a lesion centre by "
+            f">= {min_difference} in {tries} tries; widen target_range, lower min_difference or move the centres."
+        )
     raise ValueError(
         f"no foreground intensity {'above' if sign > 0 else 'below'} a lesion centre by >= {min_difference} "
         f"in {tries} tries (image range {float(values.min()):.3g}..{float(values.max()):.3g}); lower min_difference."
@@ -178,12 +194,13 @@ def simulate_lesions(
     foreground: np.ndarray | None = None,
     mode: str = "scale",
     min_difference: float = 0.15,
+    target_range: Sequence[float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Lesion]]:
     """Draw and insert SIMULATED lesions: :func:`sample_lesions` then :func:`insert_lesions`.
 
     Returns ``(image, mask, lesions)``. Example:
         >>> img, mask, lesions = simulate_lesions(slice_2d, np.random.default_rng(0), n=2)  # doctest: +SKIP
     """
-    lesions = sample_lesions(image, rng, n, radius_px, contrast, sign, foreground, mode, min_difference)
+    lesions = sample_lesions(image, rng, n, radius_px, contrast, sign, foreground, mode, min_difference, target_range)
     out, mask = insert_lesions(image, lesions)
     return out, mask, lesions
