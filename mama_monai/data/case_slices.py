@@ -495,6 +495,8 @@ def simulated_anomalies(
         raise ValueError(f"copies must be an int >= 1 (lesioned copies per slice), got {copies!r}.")
     if sign not in LESION_SIGNS:
         raise ValueError(f"sign must be one of {list(LESION_SIGNS)}, got {sign!r}.")
+    if target is not None and mode != "tissue":
+        raise ValueError(f"target (the lesion's intensity) needs mode 'tissue', got mode {mode!r}.")
     low, high = (foreground_threshold, np.inf) if centres is None else _intensity_range("centres", centres)
     target_range = None if target is None else _intensity_range("target", target)
     out = []

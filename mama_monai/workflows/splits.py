@@ -90,6 +90,27 @@ def load_test_split(parser: Any, crop_to_body: bool | None = None) -> dict[str, 
     return {"manifest": manifest, "test": test, "failures": failures}
 
 
+#: ``data#validation_lesion_<key>`` -> ``simulated_anomalies``' argument: where the validation lesions go and what they look like
+LESION_OPTIONS = {"centres": "centres", "enclosed": "enclosed", "target": "target", "sign": "sign"}
+
+
+def validation_lesion_options(data: dict[str, Any]) -> dict[str, Any]:
+    """The ``data#validation_lesion_{centres,enclosed,target,sign}`` keys set in ``data`` (null or
+    absent: the default's), as :func:`~mama_monai.data.case_slices.simulated_anomalies` takes them;
+    a bad value is refused naming its key before any file is read."""
+    options = {arg: data[f"validation_lesion_{key}"] for key, arg in LESION_OPTIONS.items() if data.get(f"validation_lesion_{key}") is not None}
+    if not isinstance(options.get("enclosed", False), bool):
+        raise ValueError(f"data#validation_lesion_enclosed must be true or false, got {options['enclosed']!r}.")
+    mode = data.get("validation_lesion_mode", "tissue")
+    for key, arg in LESION_OPTIONS.items():
+        try:
+            if arg in options:
+                simulated_anomalies([], seed=0, mode=mode, **{arg: options[arg]})  # checks the value, draws nothing
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data#validation_lesion_{key}={options[arg]!r}: {err}") from None
+    return options
+
+
 def prepare_splits(parser: Any) -> dict[str, Any]:
     """Train / validation / test slices from the config's ``data`` section.
 
@@ -116,6 +137,7 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
     data, manifest, split, loading = _data_split(parser, check_files=True)
     copies = data.get("validation_lesion_copies", "auto")
     lesion_copies(copies, 1)  # a bad value is refused before any file is read
+    validation_lesion_options(data)
     normals = [c for c in split["train"] if c.label == 0]
     train_cases, val_cases = hold_out_validation(
         normals, every=data.get("val_every", 5), mode=data.get("validation_split", "auto"),
@@ -140,7 +162,7 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
         copies = lesion_copies(copies, n_normal)
         val = val + simulated_anomalies(
             val, seed=int(parser["seed"]), radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),
-            mode=data.get("validation_lesion_mode", "tissue"), copies=copies,
+            mode=data.get("validation_lesion_mode", "tissue"), copies=copies, **validation_lesion_options(data),
         )  # fmt: skip
         lesions = f" + {len(val) - n_normal} SIMULATED-lesion copies of them ({copies} per slice)"
     else:

@@ -317,6 +317,7 @@ _STORED_DATA_KEYS = ("preset", "spatial_size", "modality", "manifest", "fold")
 _VALIDATION_KEYS = (
     "val_every", "validation_split", "validation_block", "validation_gap",
     "simulated_validation_anomalies", "validation_lesion_mode", "validation_lesion_radius", "validation_lesion_copies",
+    "validation_lesion_centres", "validation_lesion_enclosed", "validation_lesion_target", "validation_lesion_sign",
 )  # fmt: skip
 
 

@@ -22,7 +22,8 @@ def test_defaults_hold_out_every_fifth_normal_of_the_two_patients_with_six_tissu
     caplog.set_level("INFO", logger="mama_monai.workflows.splits")
     parser = workflow_config("autoencoder", overrides=BASE)
     keys = ("val_every", "validation_split", "validation_block", "validation_gap", "simulated_validation_anomalies",
-            "validation_lesion_radius", "validation_lesion_mode", "validation_lesion_copies")  # fmt: skip
+            "validation_lesion_radius", "validation_lesion_mode", "validation_lesion_copies", "validation_lesion_centres",
+            "validation_lesion_enclosed", "validation_lesion_target", "validation_lesion_sign")  # fmt: skip
     for key in keys:
         parser.get("data").pop(key)  # configs/train.yaml states them; the code's defaults must be the same
     splits = prepare_splits(parser)
@@ -191,3 +192,57 @@ def test_bad_lesion_copies_are_refused_naming_the_key_before_any_slice_is_loaded
     message = rf"data#validation_lesion_copies must be 'auto' or an int >= 1 \(lesioned copies per held-out slice\), got {re.escape(repr(bad))}\."
     with pytest.raises(ValueError, match=message):
         _splits(**{"data#validation_lesion_copies": bad})
+
+
+NODULE = {"data#validation_lesion_centres": [0.05, 0.357], "data#validation_lesion_enclosed": True,
+          "data#validation_lesion_target": [0.643, 0.786], "data#validation_lesion_sign": "bright"}  # fmt: skip
+
+
+def _lung_pixels(image):
+    """Independently of the product: pixels at intensity 0.05-0.357 in a region of pixels below 0.357
+    that does not touch the slice's border and covers >= 1 % of it (an aerated lung, not the air around the body)."""
+    import numpy as np
+    from scipy import ndimage
+
+    regions, n = ndimage.label(image < 0.357)
+    border = set(np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))) - {0}
+    lungs = [k for k in range(1, n + 1) if k not in border and (regions == k).sum() >= 0.01 * image.size]
+    return np.isin(regions, lungs) & (image > 0.05)
+
+
+def test_nodule_lesions_from_the_config_are_bright_soft_tissue_centred_in_the_lungs_and_skip_slices_without():
+    """The chest-CT recipe (README): each copy's lesion is centred in an enclosed aerated region,
+    takes a soft-tissue intensity there, and only slices with a lung get copies."""
+    import numpy as np
+
+    splits = _splits(**NODULE, **{"data#validation_lesion_copies": 2})
+    normals = [it for it in splits["val"] if it["label"] == 0]
+    lesions = [it for it in splits["val"] if it["label"] == 1]
+    with_lung = [it for it in normals if _lung_pixels(it["image"][0].numpy()).any()]
+    assert 0 < len(with_lung) < len(normals) and len(lesions) == 2 * len(with_lung)
+    by_id = {it["case_id"]: it for it in normals}
+    for got in lesions:
+        source = by_id[got["case_id"].split("_simulated")[0]]["image"][0].numpy()
+        image, mask = got["image"][0].numpy(), got["mask"][0].numpy() > 0
+        centre = tuple(int(round(v)) for v in np.argwhere(mask).mean(axis=0))  # a disk's mask is symmetric about its centre
+        assert _lung_pixels(source)[centre], (got["case_id"], centre)
+        assert 0.643 - 1e-5 <= image[centre] <= 0.786 + 1e-5, (got["case_id"], image[centre])  # soft tissue, brighter than lung
+
+
+@pytest.mark.parametrize(("key", "bad", "message"), [
+    ("data#validation_lesion_target", [0.8, 0.6], "target must be a (min, max) intensity pair with min < max, got [0.8, 0.6]."),
+    ("data#validation_lesion_centres", "lung", "centres must be a (min, max) intensity pair with min < max, got 'lung'."),
+    ("data#validation_lesion_sign", "both", "sign must be one of ['alternate', 'bright', 'dark'], got 'both'."),
+    ("data#validation_lesion_enclosed", "yes", "must be true or false, got 'yes'."),
+])  # fmt: skip
+def test_bad_lesion_options_are_refused_naming_the_key_before_any_slice_is_loaded(key, bad, message, monkeypatch):
+    from mama_monai.workflows import splits as splits_module
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("slices were loaded before the setting was checked")
+
+    monkeypatch.setattr(splits_module, "load_case_slices", no_loading)
+    with pytest.raises(ValueError, match=re.escape(key) + ".*" + re.escape(message)):
+        _splits(**{key: bad})
+    with pytest.raises(ValueError, match=r"data#validation_lesion_target=\[0.6, 0.8\]: target \(the lesion's intensity\) needs mode 'tissue', got mode 'scale'"):
+        _splits(**{"data#validation_lesion_target": [0.6, 0.8], "data#validation_lesion_mode": "scale"})
