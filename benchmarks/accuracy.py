@@ -253,7 +253,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     if job.get("lesion_draws"):
         row["validation_draws"] = validation_draws(result.network, splits["val"], scoring, job["lesion_draws"], ctx.device)
     if job.get("keep_outputs"):
-        row["_scores"] = {"label": labels.tolist(), "score": out["score"].tolist()}
+        row["_scores"] = {"label": labels.tolist(), "score": out["score"].tolist(), "slice_index": [int(it["slice_index"]) for it in test]}
         row["_latent"] = _latents(result.network, test)
     return row
 

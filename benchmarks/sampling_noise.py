@@ -1,0 +1,150 @@
+"""How much of the models' image-score differences on the demo's tests is the sampling of the test
+slices? (``docs/accuracy/sampling_noise.md``; predicted before the run in
+``docs/accuracy/sampling_noise_prediction.txt``)
+
+``docs/accuracy.md``'s paired t-tests over five seeds measure training randomness only: every
+seed is scored on the same few test slices. The LIDC test is 28 normal slices and 11 nodule
+slices, and the 11 are three nodules (slices 66 and 76, and one nodule over the nine contiguous
+slices 86-94: ``demo_data/lidc_idri_0001/slices.csv``); the brain test is 11 source slices, each
+scored as a normal, a bright and a dark copy. Each (task, network, seed) is trained once by
+``benchmarks/accuracy.py``'s ``run_one`` (the product's path) and keeps its per-slice test scores;
+the test is then resampled with replacement (``--resamples`` times, one resample shared by every
+model and seed, so differences are paired), and each model's AUROC averaged over seeds:
+
+- ``slices``: every test slice its own unit (normals and anomalous slices resampled apart);
+- ``clusters``: the units that are independent: LIDC normals one by one, nodule slices by nodule
+  (a run of contiguous anomalous slices); brain source slices (its three copies together);
+- ``clusters and seeds``: the same, and the seeds resampled too (paired across models by seed).
+
+The page gives, per task, the difference of the seed-mean AUROCs (MAMA Net minus each baseline)
+with its 95 % percentile interval and the share of resamples where it is above 0.
+
+    python benchmarks/sampling_noise.py --output docs/accuracy/sampling_noise.json   # ~12 min on 2 CPU cores
+    python benchmarks/sampling_noise.py --output docs/accuracy/sampling_noise.json --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import rows_file  # noqa: E402
+from benchmarks.accuracy import MODELS  # noqa: E402
+from benchmarks.accuracy_report import NAMES  # noqa: E402
+
+RESAMPLES = 2000
+SCHEMES = ("slices", "clusters", "clusters and seeds")
+TASK_NAME = {"lidc": "LIDC (REAL nodules)", "brain": "brain T1 (SIMULATED lesions)"}
+
+
+def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    return [dict(j, keep_outputs=True) for j in rows_file.scored_jobs(args)]
+
+
+def units(task: str, labels: Sequence[int], slice_index: Sequence[int], scheme: str) -> np.ndarray:
+    """The resampling unit of each test item: ``"slices"``: the item itself (a brain slice's three
+    copies are three items); otherwise the independent unit: the brain's source slice, an LIDC
+    normal slice, or an LIDC nodule = a run of contiguous anomalous slice indices."""
+    labels, index = np.asarray(labels), np.asarray(slice_index)
+    if scheme == "slices":
+        return np.arange(len(labels))
+    if task == "brain":
+        return index.copy()
+    out = np.where(labels == 0, index, -1)
+    anomalous = sorted(set(index[labels == 1].tolist()))
+    run = 0
+    for k, i in enumerate(anomalous):
+        run += k > 0 and i != anomalous[k - 1] + 1
+        out[(labels == 1) & (index == i)] = -1000 - run  # nodules: -1000, -1001, ...
+    return out
+
+
+def _auroc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
+    """AUROC of ``scores`` with each item counted ``weights`` times (a bootstrap resample), ties half."""
+    from sklearn.metrics import roc_auc_score
+
+    keep = weights > 0
+    return float(roc_auc_score(labels[keep], scores[keep], sample_weight=weights[keep]))
+
+
+def resampled_differences(rows: list[dict], task: str, scheme: str, resamples: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Per baseline, MAMA Net's seed-mean test AUROC minus the baseline's over ``resamples``
+    resamples of the test's units (stratified: normal and anomalous units apart), paired: one
+    resample of units (and of seeds, for ``"clusters and seeds"``) shared by every model."""
+    mine = [r for r in rows if r["task"] == task]
+    by = {m: {r["seed"]: r for r in mine if r["network"] == m} for m in MODELS}
+    seeds = sorted(set.intersection(*(set(v) for v in by.values())))
+    first = by["mamanet_compact"][seeds[0]]["_scores"]
+    labels = np.asarray(first["label"])
+    unit = units(task, labels, first["slice_index"], "clusters" if scheme == "clusters and seeds" else scheme)
+    strata = [np.unique(unit[labels == 0]), np.unique(unit[labels == 1])]
+    if task == "brain" and scheme != "slices":  # a source slice holds a normal and two anomalous items
+        strata = [np.unique(unit)]
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {m: [] for m in MODELS if m != "mamanet_compact"}
+    for _ in range(resamples):
+        counts: dict[int, int] = {}
+        for stratum in strata:
+            for u in rng.choice(stratum, size=len(stratum), replace=True):
+                counts[int(u)] = counts.get(int(u), 0) + 1
+        weights = np.array([counts.get(int(u), 0) for u in unit], dtype=float)
+        chosen = list(rng.choice(seeds, size=len(seeds), replace=True)) if scheme == "clusters and seeds" else seeds
+        mean = {m: np.mean([_auroc(labels, np.asarray(by[m][s]["_scores"]["score"]), weights) for s in chosen]) for m in MODELS}
+        for m in out:
+            out[m].append(mean["mamanet_compact"] - mean[m])
+    return {m: np.asarray(v) for m, v in out.items()}
+
+
+def summary(rows: list[dict], settings: dict) -> str:
+    tasks = [t for t in TASK_NAME if any(r["task"] == t for r in rows)]
+    lines = [
+        "# How much of the image-score differences is the sampling of the test slices?",
+        "",
+        f"Written by `python benchmarks/sampling_noise.py` on {settings['date']}, {settings['cpu']}, in "
+        f"{settings['seconds'] / 60:.0f} min: {settings['size']} x {settings['size']}, {settings['iterations']} iterations, "
+        f"seeds {settings['seeds']}; one network per model and seed, trained as `benchmarks/accuracy.py` does, its "
+        f"per-slice test scores kept; {settings['resamples']} resamples of the test (the script's docstring: *slices*, "
+        "*clusters* = nodules / source slices, *clusters and seeds*), shared by every model. Difference = MAMA Net's "
+        "test image AUROC (default score, mean over seeds) minus the baseline's; 95 % percentile interval; share of "
+        "resamples above 0. Predictions and what they decide, written before the run: `sampling_noise_prediction.txt`. "
+        "Rows: `" + Path(settings["output"]).name + "`.",
+    ]
+    for task in tasks:
+        mine = [r for r in rows if r["task"] == task]
+        first = next(r for r in mine if "_scores" in r)["_scores"]
+        labels = np.asarray(first["label"])
+        n_units = {s: len(np.unique(units(task, labels, first["slice_index"], s)[labels == 1])) for s in ("slices", "clusters")}
+        means = {m: np.mean([r["auroc_percentile"] for r in mine if r["network"] == m]) for m in MODELS}
+        lines += ["", f"## {TASK_NAME[task]}", "",
+                  f"Test: {int((labels == 0).sum())} normal and {int((labels == 1).sum())} anomalous items; anomalous units: "
+                  f"{n_units['slices']} slices, {n_units['clusters']} independent ({'nodules' if task == 'lidc' else 'source slices'}). "
+                  "Seed-mean test image AUROC: " + ", ".join(f"{NAMES.get(m, m)} {means[m]:.3f}" for m in MODELS) + ".", "",
+                  "| MAMA Net minus | resampled | difference | 95 % interval | share above 0 |",
+                  "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        for scheme in SCHEMES:
+            diffs = resampled_differences(rows, task, scheme, settings["resamples"])
+            for m, d in diffs.items():
+                lo, hi = np.percentile(d, [2.5, 97.5])
+                lines.append(f"| {NAMES.get(m, m)} | {scheme} | {means['mamanet_compact'] - means[m]:+.3f} | "
+                             f"{lo:+.3f} to {hi:+.3f} | {np.mean(d > 0):.2f} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _resamples_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--resamples", type=int, default=RESAMPLES, help=f"bootstrap resamples of the test (default {RESAMPLES})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return rows_file.main(argv, __doc__, summary, _jobs, list(MODELS), _resamples_argument)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
