@@ -1,0 +1,63 @@
+"""benchmarks/sampling_noise.py: the resampling units, the weighted AUROC and the paired resamples, known answers."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import sampling_noise  # noqa: E402
+
+#: the demo's LIDC test as slices.csv has it: nodule slices 66, 76, 86-94, and normals
+NODULES = [66, 76, *range(86, 95)]
+NORMALS = [56, 57, 80, 81, 100, 101]
+
+
+def _lidc(scores_by_model):
+    index = NORMALS + NODULES
+    labels = [0] * len(NORMALS) + [1] * len(NODULES)
+    return [{"task": "lidc", "network": m, "seed": s, "auroc_percentile": roc_auc_score(labels, sc),
+             "_scores": {"label": labels, "score": list(sc), "slice_index": index}}
+            for m, per_seed in scores_by_model.items() for s, sc in enumerate(per_seed)]  # fmt: skip
+
+
+def test_units_are_slices_or_nodules_of_contiguous_slices_or_source_slices():
+    labels = [0] * len(NORMALS) + [1] * len(NODULES)
+    clusters = sampling_noise.units("lidc", labels, NORMALS + NODULES, "clusters")
+    assert list(clusters[: len(NORMALS)]) == NORMALS  # each normal slice its own unit
+    assert list(clusters[len(NORMALS):]) == [-1000, -1001] + [-1002] * 9  # three nodules
+    assert list(sampling_noise.units("lidc", labels, NORMALS + NODULES, "slices")) == list(range(len(labels)))
+    brain = sampling_noise.units("brain", [0, 1, 1, 0, 1, 1], [3, 3, 3, 9, 9, 9], "clusters")
+    assert list(brain) == [3, 3, 3, 9, 9, 9]  # a source slice with its bright and dark copies
+
+
+def test_the_weighted_auroc_is_the_auroc_of_the_items_repeated():
+    rng = np.random.default_rng(0)
+    labels, scores = np.array([0] * 6 + [1] * 5), rng.normal(size=11)
+    weights = np.array([2, 0, 1, 3, 1, 0, 1, 2, 0, 1, 4], dtype=float)
+    repeated = np.repeat(np.arange(11), weights.astype(int))
+    assert sampling_noise._auroc(labels, scores, weights) == pytest.approx(roc_auc_score(labels[repeated], scores[repeated]))
+
+
+def test_a_resample_draws_whole_nodules_and_is_shared_by_every_model_and_seed(monkeypatch):
+    perfect = [np.r_[np.zeros(len(NORMALS)), np.ones(len(NODULES))]] * 2
+    flat = [np.full(len(NORMALS) + len(NODULES), 0.5)] * 2
+    rows = _lidc({"mamanet_compact": perfect, "autoencoder": flat, "memae": perfect})
+    seen = []
+    real = sampling_noise._auroc
+    monkeypatch.setattr(sampling_noise, "_auroc", lambda y, s, w: seen.append(w.copy()) or real(y, s, w))
+    diffs = sampling_noise.resampled_differences(rows, "lidc", "clusters", resamples=50)
+    # perfect minus flat is 1 - 0.5 in every resample; perfect minus perfect 0
+    assert np.all(diffs["autoencoder"] == 0.5) and np.all(diffs["memae"] == 0.0)
+    assert len(seen) == 50 * 3 * 2
+    for r in range(50):
+        group = seen[r * 6:(r + 1) * 6]
+        assert all(np.array_equal(group[0], w) for w in group)  # one resample for every model and seed
+        w = group[0]
+        nodule = w[len(NORMALS) + 2:]
+        assert np.all(nodule == nodule[0])  # the nine slices of one nodule go together
+        assert w[: len(NORMALS)].sum() == len(NORMALS) and (w[len(NORMALS):len(NORMALS) + 2].sum() + nodule[0]) == 3
