@@ -68,11 +68,13 @@ def units(task: str, labels: Sequence[int], slice_index: Sequence[int], scheme: 
 
 
 def _auroc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
-    """AUROC of ``scores`` with each item counted ``weights`` times (a bootstrap resample), ties half."""
-    from sklearn.metrics import roc_auc_score
-
-    keep = weights > 0
-    return float(roc_auc_score(labels[keep], scores[keep], sample_weight=weights[keep]))
+    """AUROC of ``scores`` with each item counted ``weights`` times (a bootstrap resample), ties
+    half: the weighted Mann-Whitney statistic over every (anomalous, normal) pair (a few dozen
+    items: the pairs are cheaper than ``roc_auc_score``'s checks, 2000 x 90 times per page)."""
+    pos, neg = labels == 1, labels == 0
+    wins = np.sign(scores[pos][:, None] - scores[neg][None, :]) * 0.5 + 0.5
+    wp, wn = weights[pos], weights[neg]
+    return float(wp @ wins @ wn / (wp.sum() * wn.sum()))
 
 
 def resampled_differences(rows: list[dict], task: str, scheme: str, resamples: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -38,6 +38,7 @@ def test_units_are_slices_or_nodules_of_contiguous_slices_or_source_slices():
 def test_the_weighted_auroc_is_the_auroc_of_the_items_repeated():
     rng = np.random.default_rng(0)
     labels, scores = np.array([0] * 6 + [1] * 5), rng.normal(size=11)
+    scores[7] = scores[0] = scores[3]  # ties between normal and anomalous items count half
     weights = np.array([2, 0, 1, 3, 1, 0, 1, 2, 0, 1, 4], dtype=float)
     repeated = np.repeat(np.arange(11), weights.astype(int))
     assert sampling_noise._auroc(labels, scores, weights) == pytest.approx(roc_auc_score(labels[repeated], scores[repeated]))
