@@ -164,7 +164,10 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
             val, seed=int(parser["seed"]), radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),
             mode=data.get("validation_lesion_mode", "tissue"), copies=copies, **validation_lesion_options(data),
         )  # fmt: skip
-        lesions = f" + {len(val) - n_normal} SIMULATED-lesion copies of them ({copies} per slice)"
+        made = len(val) - n_normal
+        skipped = n_normal - made // copies
+        where = f"; {skipped} held-out slice(s) have no allowed lesion centre (data#validation_lesion_centres) and get none" if skipped else ""
+        lesions = f" + {made} SIMULATED-lesion copies of them ({copies} per slice{where})"
     else:
         lesions = ""
     logger.info("training on %d normal slices; validation: %d held-out normal slices%s", len(train), n_normal, lesions)

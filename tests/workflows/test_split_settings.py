@@ -210,16 +210,20 @@ def _lung_pixels(image):
     return np.isin(regions, lungs) & (image > 0.05)
 
 
-def test_nodule_lesions_from_the_config_are_bright_soft_tissue_centred_in_the_lungs_and_skip_slices_without():
+def test_nodule_lesions_from_the_config_are_bright_soft_tissue_centred_in_the_lungs_and_skip_slices_without(caplog):
     """The chest-CT recipe (README): each copy's lesion is centred in an enclosed aerated region,
-    takes a soft-tissue intensity there, and only slices with a lung get copies."""
+    takes a soft-tissue intensity there, and only slices with a lung get copies (the log says so)."""
     import numpy as np
 
+    caplog.set_level("INFO", logger="mama_monai.workflows.splits")
     splits = _splits(**NODULE, **{"data#validation_lesion_copies": 2})
     normals = [it for it in splits["val"] if it["label"] == 0]
     lesions = [it for it in splits["val"] if it["label"] == 1]
     with_lung = [it for it in normals if _lung_pixels(it["image"][0].numpy()).any()]
     assert 0 < len(with_lung) < len(normals) and len(lesions) == 2 * len(with_lung)
+    skipped = len(normals) - len(with_lung)
+    assert (f"{len(normals)} held-out normal slices + {len(lesions)} SIMULATED-lesion copies of them (2 per slice; {skipped} "
+            "held-out slice(s) have no allowed lesion centre (data#validation_lesion_centres) and get none)") in caplog.text
     by_id = {it["case_id"]: it for it in normals}
     for got in lesions:
         source = by_id[got["case_id"].split("_simulated")[0]]["image"][0].numpy()
