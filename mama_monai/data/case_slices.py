@@ -472,33 +472,19 @@ def simulated_anomalies(
     (0.071-0.137); 6 and 8 copies cut it to 0.012 and 0.028 (``benchmarks/validation_noise.py``;
     ``data#validation_lesion_copies``, :func:`mama_monai.workflows.splits.lesion_copies`).
 
-    Where the lesions go and what they look like (default: anywhere above ``foreground_threshold``,
-    another tissue of the slice, bright and dark alternating), for an anomaly whose anatomy is
-    known (``benchmarks/validation_lesions.py``: a solid nodule in aerated lung is ``centres``
-    (0.05, 0.357), ``enclosed``, ``target`` (0.643, 0.786), ``sign`` ``"bright"`` in the
-    ``ct_lung`` window):
-
-    - ``centres``: (min, max) intensity of the allowed lesion centres (exclusive bounds);
-      default (``foreground_threshold``, inf).
-    - ``enclosed``: centres must also lie in a hole of the tissue brighter than ``centres``'
-      max (in 2D: the lungs inside the chest wall and mediastinum, not the air or the
-      partial-volume rim around the body).
-    - ``target``: ``"tissue"`` mode only: (min, max) intensity the lesion takes, drawn uniformly,
-      instead of a value of the slice's own foreground.
-    - ``sign``: ``"alternate"`` (bright on even ``i + c``, dark on odd), ``"bright"`` or ``"dark"``.
-
-    With ``centres`` given, a slice with no allowed centre gets no copy (fewer lesions than
-    ``copies`` x slices); without, a slice with nothing above ``foreground_threshold`` takes its
-    centre anywhere in the image above 10 % of its maximum.
+    Where the lesions go and what they look like, for an anomaly whose anatomy is known
+    (``benchmarks/validation_lesions.py``; a solid nodule in aerated lung, ``ct_lung`` window:
+    ``centres`` (0.05, 0.357), ``enclosed``, ``target`` (0.643, 0.786), ``sign`` ``"bright"``):
+    ``centres``, the (min, max) intensity of allowed centres, exclusive (default
+    (``foreground_threshold``, inf)); ``enclosed``, centres also in a hole of the tissue brighter
+    than ``centres``' max (the lungs inside the chest wall, not the air or the partial-volume rim
+    around the body); ``target``, ``"tissue"`` mode only, the (min, max) intensity the lesion
+    takes, drawn uniformly (default: a value of the slice's own foreground); ``sign``,
+    ``"alternate"`` (bright on even ``i + c``), ``"bright"`` or ``"dark"``. With ``centres``
+    given, a slice with no allowed centre gets no copy; without, a slice with nothing above
+    ``foreground_threshold`` takes its centre anywhere above 10 % of its maximum.
     """
-    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
-        raise ValueError(f"copies must be an int >= 1 (lesioned copies per slice), got {copies!r}.")
-    if sign not in LESION_SIGNS:
-        raise ValueError(f"sign must be one of {list(LESION_SIGNS)}, got {sign!r}.")
-    if target is not None and mode != "tissue":
-        raise ValueError(f"target (the lesion's intensity) needs mode 'tissue', got mode {mode!r}.")
-    low, high = (foreground_threshold, np.inf) if centres is None else _intensity_range("centres", centres)
-    target_range = None if target is None else _intensity_range("target", target)
+    low, high, target_range = _check_lesion_options(copies, mode, foreground_threshold, centres, target, sign)
     out = []
     for c, (i, item) in ((c, pair) for c in range(copies) for pair in enumerate(items)):
         rng = np.random.default_rng([seed, i] if c == 0 else [seed, i, c])
@@ -518,3 +504,17 @@ def simulated_anomalies(
         new.update(has_mask=True, label=1, simulated=True, case_id=f"{item['case_id']}_simulated" + (f"_{c}" if c else ""))
         out.append(new)
     return out
+
+
+def _check_lesion_options(
+    copies: int, mode: str, foreground_threshold: float, centres: Sequence[float] | None, target: Sequence[float] | None, sign: str,
+) -> tuple[float, float, tuple[float, float] | None]:
+    """:func:`simulated_anomalies`' options checked: the centres' (low, high) and the target range."""
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"copies must be an int >= 1 (lesioned copies per slice), got {copies!r}.")
+    if sign not in LESION_SIGNS:
+        raise ValueError(f"sign must be one of {list(LESION_SIGNS)}, got {sign!r}.")
+    if target is not None and mode != "tissue":
+        raise ValueError(f"target (the lesion's intensity) needs mode 'tissue', got mode {mode!r}.")
+    low, high = (foreground_threshold, np.inf) if centres is None else _intensity_range("centres", centres)
+    return low, high, None if target is None else _intensity_range("target", target)
