@@ -254,7 +254,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
         row["validation_draws"] = validation_draws(result.network, splits["val"], scoring, job["lesion_draws"], ctx.device)
     if job.get("keep_outputs"):
         row["_scores"] = {"label": labels.tolist(), "score": out["score"].tolist(), "slice_index": [int(it["slice_index"]) for it in test]}
-        row["_latent"] = _latents(result.network, test)
+        if job.get("keep_latent", True):  # the t-SNE's input (benchmarks/sampling_noise.py needs only the scores)
+            row["_latent"] = _latents(result.network, test)
     return row
 
 

@@ -62,3 +62,24 @@ def test_a_resample_draws_whole_nodules_and_is_shared_by_every_model_and_seed(mo
         nodule = w[len(NORMALS) + 2:]
         assert np.all(nodule == nodule[0])  # the nine slices of one nodule go together
         assert w[: len(NORMALS)].sum() == len(NORMALS) and (w[len(NORMALS):len(NORMALS) + 2].sum() + nodule[0]) == 3
+
+
+def test_the_weighted_pixel_auroc_is_sklearns_on_the_items_pixels_repeated():
+    rng = np.random.default_rng(1)
+    item = np.repeat(np.arange(4), [30, 20, 25, 15])
+    values = np.round(rng.normal(size=90), 1)  # rounded: ties between lesion and other pixels
+    lesion = rng.random(90) < 0.3
+    weights = np.array([[1, 1, 1, 1], [2, 0, 1, 0], [0, 3, 0, 1]], dtype=float)
+    got = sampling_noise.weighted_pixel_auroc(values, lesion, item, weights)
+    for row, g in zip(weights, got):
+        repeated = np.concatenate([np.flatnonzero(item == k).repeat(int(w)) for k, w in enumerate(row)])
+        assert g == pytest.approx(roc_auc_score(lesion[repeated], values[repeated]))
+
+
+def test_unit_resamples_draw_the_distinct_units_and_weight_a_units_items_alike():
+    units = np.array([-1000, -1001, -1002, -1002, -1002])  # two small nodules, one nodule over three slices
+    weights = sampling_noise.unit_resamples(units, resamples=200)
+    assert weights.shape == (200, 5)
+    assert np.all(weights[:, 2] == weights[:, 3]) and np.all(weights[:, 3] == weights[:, 4])
+    assert np.all(weights[:, 0] + weights[:, 1] + weights[:, 2] == 3)  # three units drawn each time
+    assert np.array_equal(weights, sampling_noise.unit_resamples(units, resamples=200))  # every run draws the same
