@@ -17,7 +17,9 @@ model and seed, so differences are paired), and each model's AUROC averaged over
 - ``clusters and seeds``: the same, and the seeds resampled too (paired across models by seed).
 
 The page gives, per task, the difference of the seed-mean AUROCs (MAMA Net minus each baseline)
-with its 95 % percentile interval and the share of resamples where it is above 0.
+with its 95 % percentile interval and the share of resamples where it is above 0; the same for
+the pixel AUROC (each run stores it under ``PIXEL_RESAMPLES`` resamples of its anomalous slices,
+by slice and by unit, the maps being too large to keep; the seeds are resampled on the page).
 
     python benchmarks/sampling_noise.py --output docs/accuracy/sampling_noise.json   # ~12 min on 2 CPU cores
     python benchmarks/sampling_noise.py --output docs/accuracy/sampling_noise.json --report-only

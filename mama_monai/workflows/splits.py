@@ -90,24 +90,23 @@ def load_test_split(parser: Any, crop_to_body: bool | None = None) -> dict[str, 
     return {"manifest": manifest, "test": test, "failures": failures}
 
 
-#: ``data#validation_lesion_<key>`` -> ``simulated_anomalies``' argument: where the validation lesions go and what they look like
-LESION_OPTIONS = {"centres": "centres", "enclosed": "enclosed", "target": "target", "sign": "sign"}
+#: ``data#validation_lesion_<key>``, each ``simulated_anomalies``' argument ``<key>``: where the validation lesions go and what they look like
+LESION_OPTIONS = ("centres", "enclosed", "target", "sign")
 
 
 def validation_lesion_options(data: dict[str, Any]) -> dict[str, Any]:
     """The ``data#validation_lesion_{centres,enclosed,target,sign}`` keys set in ``data`` (null or
     absent: the default's), as :func:`~mama_monai.data.case_slices.simulated_anomalies` takes them;
     a bad value is refused naming its key before any file is read."""
-    options = {arg: data[f"validation_lesion_{key}"] for key, arg in LESION_OPTIONS.items() if data.get(f"validation_lesion_{key}") is not None}
+    options = {key: data[f"validation_lesion_{key}"] for key in LESION_OPTIONS if data.get(f"validation_lesion_{key}") is not None}
     if not isinstance(options.get("enclosed", False), bool):
         raise ValueError(f"data#validation_lesion_enclosed must be true or false, got {options['enclosed']!r}.")
     mode = data.get("validation_lesion_mode", "tissue")
-    for key, arg in LESION_OPTIONS.items():
+    for key, value in options.items():
         try:
-            if arg in options:
-                simulated_anomalies([], seed=0, mode=mode, **{arg: options[arg]})  # checks the value, draws nothing
+            simulated_anomalies([], seed=0, mode=mode, **{key: value})  # checks the value, draws nothing
         except (TypeError, ValueError) as err:
-            raise ValueError(f"data#validation_lesion_{key}={options[arg]!r}: {err}") from None
+            raise ValueError(f"data#validation_lesion_{key}={value!r}: {err}") from None
     return options
 
 
