@@ -194,9 +194,32 @@ def summary(rows: list[dict], settings: dict) -> str:
             diffs = resampled_differences(rows, task, scheme, settings["resamples"])
             for m, d in diffs.items():
                 lines.append(_interval_line(m, scheme, means["mamanet_compact"] - means[m], d))
+        if task == "lidc":
+            lines += _per_nodule_table(mine)
         if all("pixel_resamples" in r for r in mine):
             lines += _pixel_table(mine)
     return "\n".join(lines) + "\n"
+
+
+def _per_nodule_table(rows: list[dict]) -> list[str]:
+    """Image AUROC of each nodule's slices against every normal test slice, mean ± sd over seeds.
+    Added after the runs, not among the predictions."""
+    first = rows[0]["_scores"]
+    labels, index = np.asarray(first["label"]), np.asarray(first["slice_index"])
+    unit = units("lidc", labels, index, "clusters")
+    nodules = sorted(set(unit[labels == 1].tolist()), reverse=True)  # -1000 (the first nodule) first
+    names = {u: "slices " + "-".join(str(i) for i in sorted({int(index[unit == u].min()), int(index[unit == u].max())})) for u in nodules}
+    lines = ["", "Each nodule's slices against all normal test slices (image AUROC, default score, mean ± sd over seeds; "
+             "added after the runs, not predicted):", "", "| model | " + " | ".join(names[u] for u in nodules) + " |",
+             "| --- |" + " --- |" * len(nodules)]  # fmt: skip
+    for m in MODELS:
+        cells = []
+        for u in nodules:
+            keep = (labels == 0) | (unit == u)
+            cells.append(rows_file.mean_sd([_auroc(labels[keep], np.asarray(r["_scores"]["score"])[keep], np.ones(int(keep.sum())))
+                                            for r in rows if r["network"] == m]))  # fmt: skip
+        lines.append(f"| {NAMES.get(m, m)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _interval_line(model: str, scheme: str, difference: float, resampled: np.ndarray) -> str:

@@ -83,3 +83,12 @@ def test_unit_resamples_draw_the_distinct_units_and_weight_a_units_items_alike()
     assert np.all(weights[:, 2] == weights[:, 3]) and np.all(weights[:, 3] == weights[:, 4])
     assert np.all(weights[:, 0] + weights[:, 1] + weights[:, 2] == 3)  # three units drawn each time
     assert np.array_equal(weights, sampling_noise.unit_resamples(units, resamples=200))  # every run draws the same
+
+
+def test_the_per_nodule_table_scores_each_nodule_against_every_normal():
+    normal = np.zeros(len(NORMALS))
+    mama = np.r_[normal, 1.0, -1.0, np.zeros(9)]  # nodule 66 above every normal, 76 below, 86-94 tied with them
+    rows = _lidc({"mamanet_compact": [mama, mama], "autoencoder": [mama, mama], "memae": [mama, mama]})
+    lines = sampling_noise._per_nodule_table(rows)
+    assert "| model | slices 66 | slices 76 | slices 86-94 |" in lines
+    assert "| MAMA Net (compact) | 1.000 ± 0.000 | 0.000 ± 0.000 | 0.500 ± 0.000 |" in lines
