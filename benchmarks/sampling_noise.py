@@ -65,9 +65,10 @@ def unit_resamples(units_of_items: np.ndarray, resamples: int, seed: int = 0) ->
     return counts[:, inverse].astype(float)
 
 
-def weighted_pixel_auroc(values: np.ndarray, lesion: np.ndarray, item: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The pixel AUROC (lesion pixels against the other pixels, pooled) with every pixel of item
-    ``k`` counted ``weights[:, k]`` times, one AUROC per row of ``weights``; ties count half."""
+def weighted_auroc(values: np.ndarray, lesion: np.ndarray, item: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The AUROC of ``values`` (``lesion`` ones against the others, pooled) with every value of
+    item ``k`` counted ``weights[:, k]`` times, one AUROC per row of ``weights`` (a resample);
+    ties count half. Pixels: ``item`` their slice; slice scores: ``item`` = their own index."""
     _, level = np.unique(values, return_inverse=True)
     n_items, n_levels = weights.shape[1], level.max() + 1
     pos = np.zeros((n_items, n_levels))
@@ -100,9 +101,9 @@ def row_values(val: dict, val_items: Sequence[dict], out: dict, test: Sequence[d
     item = np.concatenate([np.full(int(body[k].sum()), j) for j, k in enumerate(keep)])
     task = "brain" if any(it.get("lesion") for it in test) else "lidc"
     index = np.array([test[k]["slice_index"] for k in keep])
-    row: dict[str, Any] = {"pixel_exact": float(weighted_pixel_auroc(values, lesion, item, np.ones((1, len(keep))))[0])}
+    row: dict[str, Any] = {"pixel_exact": float(weighted_auroc(values, lesion, item, np.ones((1, len(keep))))[0])}
     row["pixel_resamples"] = {
-        scheme: [round(float(v), 5) for v in weighted_pixel_auroc(values, lesion, item, unit_resamples(units(task, np.ones(len(keep)), index, scheme), PIXEL_RESAMPLES))]
+        scheme: [round(float(v), 5) for v in weighted_auroc(values, lesion, item, unit_resamples(units(task, np.ones(len(keep)), index, scheme), PIXEL_RESAMPLES))]
         for scheme in ("slices", "clusters")
     }  # fmt: skip
     return row
@@ -126,16 +127,6 @@ def units(task: str, labels: Sequence[int], slice_index: Sequence[int], scheme: 
     return out
 
 
-def _auroc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
-    """AUROC of ``scores`` with each item counted ``weights`` times (a bootstrap resample), ties
-    half: the weighted Mann-Whitney statistic over every (anomalous, normal) pair (a few dozen
-    items: the pairs are cheaper than ``roc_auc_score``'s checks, 2000 x 90 times per page)."""
-    pos, neg = labels == 1, labels == 0
-    wins = np.sign(scores[pos][:, None] - scores[neg][None, :]) * 0.5 + 0.5
-    wp, wn = weights[pos], weights[neg]
-    return float(wp @ wins @ wn / (wp.sum() * wn.sum()))
-
-
 def resampled_differences(rows: list[dict], task: str, scheme: str, resamples: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Per baseline, MAMA Net's seed-mean test AUROC minus the baseline's over ``resamples``
     resamples of the test's units (stratified: normal and anomalous units apart), paired: one
@@ -150,18 +141,26 @@ def resampled_differences(rows: list[dict], task: str, scheme: str, resamples: i
     if task == "brain" and scheme != "slices":  # a source slice holds a normal and two anomalous items
         strata = [np.unique(unit)]
     rng = np.random.default_rng(seed)
-    out: dict[str, list[float]] = {m: [] for m in MODELS if m != "mamanet_compact"}
+    weights, picks = [], []
     for _ in range(resamples):
         counts: dict[int, int] = {}
         for stratum in strata:
             for u in rng.choice(stratum, size=len(stratum), replace=True):
                 counts[int(u)] = counts.get(int(u), 0) + 1
-        weights = np.array([counts.get(int(u), 0) for u in unit], dtype=float)
+        weights.append([counts.get(int(u), 0) for u in unit])
         chosen = list(rng.choice(seeds, size=len(seeds), replace=True)) if scheme == "clusters and seeds" else seeds
-        mean = {m: np.mean([_auroc(labels, np.asarray(by[m][s]["_scores"]["score"]), weights) for s in chosen]) for m in MODELS}
-        for m in out:
-            out[m].append(mean["mamanet_compact"] - mean[m])
-    return {m: np.asarray(v) for m, v in out.items()}
+        picks.append([seeds.index(s) for s in chosen])
+    w, items = np.asarray(weights, dtype=float), np.arange(len(labels))
+    table = {m: np.stack([weighted_auroc(np.asarray(by[m][s]["_scores"]["score"]), labels == 1, items, w) for s in seeds]) for m in MODELS}
+    return _differences(table, np.asarray(picks))
+
+
+def _differences(table: dict[str, np.ndarray], picks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per baseline, MAMA Net's seed mean minus the baseline's in each resample: ``table`` holds
+    each model's AUROCs (seeds x resamples), ``picks`` the seeds each resample averages (resamples x
+    seeds, indices; every seed once where the seeds are not resampled)."""
+    mean = {m: np.take_along_axis(t.T, picks, axis=1).mean(axis=1) for m, t in table.items()}
+    return {m: mean["mamanet_compact"] - mean[m] for m in MODELS[1:]}
 
 
 def summary(rows: list[dict], settings: dict) -> str:
@@ -204,6 +203,8 @@ def summary(rows: list[dict], settings: dict) -> str:
 def _per_nodule_table(rows: list[dict]) -> list[str]:
     """Image AUROC of each nodule's slices against every normal test slice, mean ± sd over seeds.
     Added after the runs, not among the predictions."""
+    from sklearn.metrics import roc_auc_score
+
     first = rows[0]["_scores"]
     labels, index = np.asarray(first["label"]), np.asarray(first["slice_index"])
     unit = units("lidc", labels, index, "clusters")
@@ -216,8 +217,7 @@ def _per_nodule_table(rows: list[dict]) -> list[str]:
         cells = []
         for u in nodules:
             keep = (labels == 0) | (unit == u)
-            cells.append(rows_file.mean_sd([_auroc(labels[keep], np.asarray(r["_scores"]["score"])[keep], np.ones(int(keep.sum())))
-                                            for r in rows if r["network"] == m]))  # fmt: skip
+            cells.append(rows_file.mean_sd([roc_auc_score(labels[keep], np.asarray(r["_scores"]["score"])[keep]) for r in rows if r["network"] == m]))
         lines.append(f"| {NAMES.get(m, m)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -243,13 +243,10 @@ def _pixel_table(rows: list[dict]) -> list[str]:
     for scheme in SCHEMES:
         key = "clusters" if scheme == "clusters and seeds" else scheme
         table = {m: np.array([r["pixel_resamples"][key] for r in group]) for m, group in by.items()}  # seeds x resamples
-        if scheme == "clusters and seeds":
-            chosen = rng.integers(0, n_seeds, size=(table["mamanet_compact"].shape[1], n_seeds))  # per resample, seeds drawn
-            mean = {m: np.take_along_axis(t.T, chosen, axis=1).mean(axis=1) for m, t in table.items()}
-        else:
-            mean = {m: t.mean(axis=0) for m, t in table.items()}
-        for m in MODELS[1:]:
-            lines.append(_interval_line(m, scheme, exact["mamanet_compact"] - exact[m], mean["mamanet_compact"] - mean[m]))
+        shape = (table["mamanet_compact"].shape[1], n_seeds)
+        picks = rng.integers(0, n_seeds, size=shape) if scheme == "clusters and seeds" else np.broadcast_to(np.arange(n_seeds), shape)
+        for m, d in _differences(table, picks).items():
+            lines.append(_interval_line(m, scheme, exact["mamanet_compact"] - exact[m], d))
     return lines
 
 

@@ -35,13 +35,14 @@ def test_units_are_slices_or_nodules_of_contiguous_slices_or_source_slices():
     assert list(brain) == [3, 3, 3, 9, 9, 9]  # a source slice with its bright and dark copies
 
 
-def test_the_weighted_auroc_is_the_auroc_of_the_items_repeated():
+def test_the_weighted_auroc_of_slice_scores_is_the_auroc_of_the_items_repeated():
     rng = np.random.default_rng(0)
     labels, scores = np.array([0] * 6 + [1] * 5), rng.normal(size=11)
     scores[7] = scores[0] = scores[3]  # ties between normal and anomalous items count half
     weights = np.array([2, 0, 1, 3, 1, 0, 1, 2, 0, 1, 4], dtype=float)
     repeated = np.repeat(np.arange(11), weights.astype(int))
-    assert sampling_noise._auroc(labels, scores, weights) == pytest.approx(roc_auc_score(labels[repeated], scores[repeated]))
+    (got,) = sampling_noise.weighted_auroc(scores, labels == 1, np.arange(11), weights[None])  # each slice its own item
+    assert got == pytest.approx(roc_auc_score(labels[repeated], scores[repeated]))
 
 
 def test_a_resample_draws_whole_nodules_and_is_shared_by_every_model_and_seed(monkeypatch):
@@ -49,16 +50,14 @@ def test_a_resample_draws_whole_nodules_and_is_shared_by_every_model_and_seed(mo
     flat = [np.full(len(NORMALS) + len(NODULES), 0.5)] * 2
     rows = _lidc({"mamanet_compact": perfect, "autoencoder": flat, "memae": perfect})
     seen = []
-    real = sampling_noise._auroc
-    monkeypatch.setattr(sampling_noise, "_auroc", lambda y, s, w: seen.append(w.copy()) or real(y, s, w))
+    real = sampling_noise.weighted_auroc
+    monkeypatch.setattr(sampling_noise, "weighted_auroc", lambda v, y, i, w: seen.append(w.copy()) or real(v, y, i, w))
     diffs = sampling_noise.resampled_differences(rows, "lidc", "clusters", resamples=50)
     # perfect minus flat is 1 - 0.5 in every resample; perfect minus perfect 0
     assert np.all(diffs["autoencoder"] == 0.5) and np.all(diffs["memae"] == 0.0)
-    assert len(seen) == 50 * 3 * 2
-    for r in range(50):
-        group = seen[r * 6:(r + 1) * 6]
-        assert all(np.array_equal(group[0], w) for w in group)  # one resample for every model and seed
-        w = group[0]
+    assert len(seen) == 3 * 2 and all(w.shape == (50, len(NORMALS) + len(NODULES)) for w in seen)  # a run's 50 resamples at once
+    assert all(np.array_equal(seen[0], w) for w in seen)  # one set of resamples for every model and seed
+    for w in seen[0]:
         nodule = w[len(NORMALS) + 2:]
         assert np.all(nodule == nodule[0])  # the nine slices of one nodule go together
         assert w[: len(NORMALS)].sum() == len(NORMALS) and (w[len(NORMALS):len(NORMALS) + 2].sum() + nodule[0]) == 3
@@ -70,7 +69,7 @@ def test_the_weighted_pixel_auroc_is_sklearns_on_the_items_pixels_repeated():
     values = np.round(rng.normal(size=90), 1)  # rounded: ties between lesion and other pixels
     lesion = rng.random(90) < 0.3
     weights = np.array([[1, 1, 1, 1], [2, 0, 1, 0], [0, 3, 0, 1]], dtype=float)
-    got = sampling_noise.weighted_pixel_auroc(values, lesion, item, weights)
+    got = sampling_noise.weighted_auroc(values, lesion, item, weights)
     for row, g in zip(weights, got):
         repeated = np.concatenate([np.flatnonzero(item == k).repeat(int(w)) for k, w in enumerate(row)])
         assert g == pytest.approx(roc_auc_score(lesion[repeated], values[repeated]))
