@@ -135,7 +135,7 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
     """
     data, manifest, split, loading = _data_split(parser, check_files=True)
     lesion_copies(data.get("validation_lesion_copies", "auto"), 1)  # a bad value is refused before any file is read
-    validation_lesion_options(data)
+    lesion_options = validation_lesion_options(data)
     normals = [c for c in split["train"] if c.label == 0]
     train_cases, val_cases = hold_out_validation(
         normals, every=data.get("val_every", 5), mode=data.get("validation_split", "auto"),
@@ -155,17 +155,18 @@ def prepare_splits(parser: Any) -> dict[str, Any]:
             f"held out {len(val_cases)} that could be loaded ({len(f1)} failure(s)); the checkpoint and the threshold "
             "need held-out normals: add normal training cases or lower data#val_every (>= 2)."
         )
-    lesioned, lesions = _validation_lesions(val, data, int(parser["seed"])) if data.get("simulated_validation_anomalies", True) else ([], "")
+    lesioned, lesions = _validation_lesions(val, data, int(parser["seed"]), lesion_options) if data.get("simulated_validation_anomalies", True) else ([], "")
     logger.info("training on %d normal slices; validation: %d held-out normal slices%s", len(train), len(val), lesions)
     return {"manifest": manifest, "train": train, "val": val + lesioned, "test": test, "failures": f1 + f2}
 
 
-def _validation_lesions(val: list[dict[str, Any]], data: dict[str, Any], seed: int) -> tuple[list[dict[str, Any]], str]:
-    """The SIMULATED-lesion copies of the held-out normals ``val`` as ``data`` configures them, and the log's words for them."""
+def _validation_lesions(val: list[dict[str, Any]], data: dict[str, Any], seed: int, options: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """The SIMULATED-lesion copies of the held-out normals ``val`` as ``data`` configures them
+    (``options``: :func:`validation_lesion_options`' of it), and the log's words for them."""
     copies = lesion_copies(data.get("validation_lesion_copies", "auto"), len(val))
     lesioned = simulated_anomalies(
         val, seed=seed, radius_fraction=data.get("validation_lesion_radius", (0.02, 0.06)),
-        mode=data.get("validation_lesion_mode", "tissue"), copies=copies, **validation_lesion_options(data),
+        mode=data.get("validation_lesion_mode", "tissue"), copies=copies, **options,
     )  # fmt: skip
     skipped = len(val) - len(lesioned) // copies
     where = f"; {skipped} held-out slice(s) have no allowed lesion centre (data#validation_lesion_centres) and get none" if skipped else ""
