@@ -249,7 +249,7 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     for module in job.get("extra_scores", ()):  # e.g. benchmarks/conditioned_maps.py: other scores of the same outputs
         row.update(importlib.import_module(f"benchmarks.{module}").row_values(val, splits["val"], out, test, scoring))
     for module in job.get("network_scores", ()):  # e.g. benchmarks/validation_lesions.py: new sets scored by the kept network
-        row.update(importlib.import_module(f"benchmarks.{module}").network_values(result.network, splits["val"], scoring, ctx.device, job))
+        row.update(importlib.import_module(f"benchmarks.{module}").network_values(result.network, splits["val"], scoring, ctx.device, job, test))
     if job.get("lesion_draws"):
         row["validation_draws"] = validation_draws(result.network, splits["val"], scoring, job["lesion_draws"], ctx.device)
     if job.get("keep_outputs"):

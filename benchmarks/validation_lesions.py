@@ -71,8 +71,8 @@ DESIGNS: dict[str, dict[str, dict[str, Any]]] = {
 REFERENCES = ("test kind",)
 
 
-def network_values(network, val_items: Sequence[dict], scoring: dict[str, Any], device, job: dict[str, Any]) -> dict[str, Any]:
-    """``accuracy.run_one``'s ``network_scores`` hook: per design of the job's task, the validation
+def network_values(network, val_items: Sequence[dict], scoring: dict[str, Any], device, job: dict[str, Any], test: Sequence[dict] = ()) -> dict[str, Any]:
+    """``accuracy.run_one``'s ``network_scores`` hook (``test`` unused): per design of the job's task, the validation
     AUROC of each draw (``vdraws_<design>``) and the pixel AUROC of the lesioned copies in the
     body, pooled over a draw's copies (``vpixel_<design>``, one per draw)."""
     import torch
