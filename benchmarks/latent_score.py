@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import rows_file  # noqa: E402
+from benchmarks import rows_file, settings_sweep  # noqa: E402
 from benchmarks.accuracy_report import NAMES  # noqa: E402
 
 MODELS = ("mamanet_compact", "memae")
@@ -149,14 +149,7 @@ def summary(rows: list[dict], settings: dict) -> str:
 
 def _between(rows: list[dict], key: str) -> str:
     """MAMA Net minus MemAE on ``key``, paired by seed."""
-    from mama_monai.evaluation import paired_t_test
-
-    by = {n: {r["seed"]: r[key] for r in rows if r["network"] == n} for n in MODELS}
-    seeds = sorted(set(by[MODELS[0]]) & set(by[MODELS[1]]))
-    if len(seeds) < 2:
-        return "–"
-    t = paired_t_test([by[MODELS[0]][s] for s in seeds], [by[MODELS[1]][s] for s in seeds])
-    return f"{t.mean_difference:+.3f}, p = {t.p:.2g}"
+    return settings_sweep.paired([r for r in rows if r["network"] == MODELS[0]], [r for r in rows if r["network"] == MODELS[1]], lambda r: r[key])
 
 
 def main(argv: list[str] | None = None) -> int:
