@@ -71,7 +71,15 @@ def test_the_as_configured_ablation_reuses_the_main_runs_instead_of_training_the
                               quick=False, ablation_size=64, ablation_seeds=[0, 1])  # fmt: skip
     jobs = accuracy.plan(args)
     assert not [j for j in jobs if j["variant"] == accuracy.AS_CONFIGURED]
-    assert len(jobs) == 3 * 2 * 3 + 2 * (len(accuracy.ABLATIONS) - 1) + 2 * (len(accuracy.BRAIN_ABLATIONS) - 1)
+    # 18 main runs; 13 LIDC and 5 brain ablations beside 'as configured', two seeds each: the two
+    # extra ablations (5x the iterations, 128 x 128) only with --extra-ablations
+    assert len(jobs) == 18 + 2 * 13 + 2 * 5
+    assert not {j["variant"] for j in jobs} & set(accuracy.EXTRA_ABLATIONS)
+    extra = accuracy.plan(argparse.Namespace(**{**vars(args), "extra_ablations": True}))
+    assert len(extra) == 18 + 2 * 15 + 2 * 7
+    assert sorted((j["variant"], j["task"], j["seed"]) for j in extra if j["variant"] in accuracy.EXTRA_ABLATIONS) == sorted(
+        (n, t, seed) for n in ("5x the iterations (1500)", "input 128 x 128 (the previous benchmark's size)") for t in ("lidc", "brain") for seed in (0, 1)
+    )
     main = [dict(task=j["task"], network=j["network"], seed=j["seed"], variant="main", auroc_percentile=0.1 * j["seed"], _scores={})
             for j in jobs if j["variant"] == "main"]  # fmt: skip
     rows = accuracy._with_reused_rows(main, args)
