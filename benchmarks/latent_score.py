@@ -72,9 +72,10 @@ def _scores(network, amap, items: Sequence[dict], device) -> dict[str, np.ndarra
     from mama_monai.engines import score_items
 
     out = score_items(network, amap, items, device)
-    latent = latent_maps(network, items) * amap.foreground(torch.as_tensor(out["image"]))
+    body = amap.foreground(torch.as_tensor(out["image"]))
+    latent = latent_maps(network, items) * body
     return {"percentile": out["score"], "latent": amap.score(latent).numpy(), "latent_map": latent.numpy()[:, 0],
-            "label": out["label"].astype(int), "body": amap.foreground(torch.as_tensor(out["image"])).numpy()[:, 0] > 0}
+            "label": out["label"].astype(int), "body": body.numpy()[:, 0] > 0}
 
 
 def _standardised(values: np.ndarray, normals: np.ndarray) -> np.ndarray:
