@@ -1,0 +1,140 @@
+"""Does MAMA Net's decoder use what the memory reads? (``docs/accuracy/memory_use.md``; predicted
+before the run in ``docs/accuracy/memory_use_prediction.txt``)
+
+MAMA Net (compact) decodes from the concatenation of the memory's answer ``m`` and the encoder's
+code ``z`` (the semantic basis). The reports count the slots read (211-231 of 256), which says the
+memory is addressed, not that the decoder depends on what it returns. Each trained network is
+therefore decoded again at test time, nothing retrained, with one path replaced:
+
+- ``product``: ``decode(m, z)``, the network as trained;
+- ``another slice's m``: ``m`` of the next slice of the same set (the batch rolled by one), so
+  the memory's answer is real but for other anatomy; ``z`` unchanged;
+- ``m = 0``: the memory's answer removed;
+- ``z = 0``: the code removed from the semantic basis, the memory's answer alone.
+
+For each: the held-out normal validation error (mean squared error), the validation AUROC
+(held-out normals and their SIMULATED-lesion copies) and the test image and pixel AUROC, all with
+the product's map and score. A large rise of the normal error when ``m`` is replaced means the
+decoder relies on the memory; none means the memory's answer is ignored and MAMA Net reconstructs
+from ``z`` like an autoencoder. Every (task, seed) is trained once by ``benchmarks/accuracy.py``'s
+``run_one`` (the product's path).
+
+    python benchmarks/memory_use.py --output docs/accuracy/memory_use.json   # ~8 min on 2 CPU cores
+    python benchmarks/memory_use.py --output docs/accuracy/memory_use.json --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import rows_file  # noqa: E402
+
+MODELS = ("mamanet_compact",)
+TASK_NAME = {"lidc": "LIDC (REAL nodules)", "brain": "brain T1 (SIMULATED lesions)"}
+#: variant -> what the page calls it
+VARIANTS = {"product": "decode(m, z): as trained", "other_m": "another slice's m", "zero_m": "m = 0", "zero_z": "z = 0 (m alone)"}
+
+
+def reconstructions(network, x, variant: str):
+    """``network``'s reconstruction of ``x`` with one decoder path replaced (module docstring)."""
+    import torch
+
+    with torch.no_grad():
+        z, sizes = network.encode(x)
+        m = network.address(z).output.to(z.dtype)
+        if variant == "other_m":
+            m = torch.roll(m, shifts=1, dims=0)
+        elif variant == "zero_m":
+            m = torch.zeros_like(m)
+        elif variant == "zero_z":
+            z = torch.zeros_like(z)
+        elif variant != "product":
+            raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}.")
+        return network.decode(m, z, sizes)
+
+
+def _evaluate(network, amap, items: Sequence[dict], variant: str) -> dict[str, np.ndarray]:
+    """Scores, maps, labels, body and squared error of ``items`` decoded as ``variant`` (one batch:
+    the roll of ``other_m`` runs over the whole set)."""
+    import torch
+
+    x = torch.stack([torch.as_tensor(it["image"]) for it in items]).float()
+    r = reconstructions(network, x, variant)
+    return {"score": amap(x, r).numpy(), "map": amap.map(x, r).numpy()[:, 0], "body": amap.foreground(x).numpy()[:, 0] > 0,
+            "label": np.array([int(it["label"]) for it in items]), "mse": ((x - r) ** 2).flatten(1).mean(1).numpy()}
+
+
+def network_values(network, val_items: Sequence[dict], scoring: dict[str, Any], device, job: dict[str, Any], test: Sequence[dict] = ()) -> dict[str, Any]:
+    """``accuracy.run_one``'s ``network_scores`` hook: per variant, the held-out normal error
+    (``use_mse_<v>``), the validation and test image AUROC (``use_val_<v>``, ``use_test_<v>``) and
+    the test pixel AUROC in the body (``use_pixel_<v>``)."""
+    from sklearn.metrics import roc_auc_score
+
+    from mama_monai.engines import AnomalyMap, anomaly_map_args
+    from mama_monai.evaluation import pixel_auroc
+
+    network.eval()
+    amap = AnomalyMap(2, **anomaly_map_args(scoring))
+    masks = np.stack([np.asarray(it["mask"])[0] > 0 for it in test])
+    row: dict[str, Any] = {}
+    for v in VARIANTS:
+        val, tst = _evaluate(network, amap, val_items, v), _evaluate(network, amap, test, v)
+        row[f"use_mse_{v}"] = float(val["mse"][val["label"] == 0].mean())
+        row[f"use_val_{v}"] = float(roc_auc_score(val["label"], val["score"]))
+        row[f"use_test_{v}"] = float(roc_auc_score(tst["label"], tst["score"]))
+        row[f"use_pixel_{v}"] = float(pixel_auroc(tst["map"], masks, tst["body"]))
+    return row
+
+
+def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    return [dict(j, network_scores=["memory_use"]) for j in rows_file.scored_jobs(args)]
+
+
+# ----------------------------------------------------------------------------- the page
+def summary(rows: list[dict], settings: dict) -> str:
+    lines = [
+        "# Does MAMA Net's decoder use what the memory reads?",
+        "",
+        f"Written by `python benchmarks/memory_use.py` on {settings['date']}, {settings['cpu']}, in "
+        f"{settings['seconds'] / 60:.0f} min: {settings['size']} x {settings['size']}, {settings['iterations']} iterations, "
+        f"seeds {settings['seeds']}; one MAMA Net (compact) per seed, trained as `benchmarks/accuracy.py` does (the "
+        "product's path), then decoded again at test time with one path replaced (nothing retrained): the memory's "
+        "answer m taken from the next slice of the same set, m = 0, or the code z = 0 in the semantic basis. Held-out "
+        "NORMAL validation error (mean squared error), validation AUROC (held-out normals and SIMULATED-lesion copies), "
+        "test image and pixel AUROC, all with the product's map and score; mean ± sd over seeds, differences from the "
+        "network as trained paired over seeds. Predictions, written before the run: `memory_use_prediction.txt`. "
+        "Rows: `" + Path(settings["output"]).name + "`.",
+    ]
+    for task in [t for t in TASK_NAME if any(r["task"] == t for r in rows)]:
+        group = sorted((r for r in rows if r["task"] == task), key=lambda r: r["seed"])
+        lines += ["", f"## {TASK_NAME[task]}", "",
+                  "| decoder input | held-out normal MSE | x the trained | validation AUROC | minus trained (paired) | "
+                  "test image AUROC | minus trained (paired) | test pixel AUROC |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for v, label in VARIANTS.items():
+            ratio = np.mean([r[f"use_mse_{v}"] / r["use_mse_product"] for r in group])
+            cells = [rows_file.mean_sd([r[f"use_mse_{v}"] for r in group], 4), f"{ratio:.2f}"]
+            for kind in ("val", "test"):
+                key = f"use_{kind}_{v}"
+                cells += [rows_file.mean_sd([r[key] for r in group]),
+                          "–" if v == "product" else rows_file.paired_difference(group, key, f"use_{kind}_product")]  # fmt: skip
+            cells.append(rows_file.mean_sd([r[f"use_pixel_{v}"] for r in group]))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    return rows_file.main(argv, __doc__, summary, _jobs, list(MODELS))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
