@@ -7,8 +7,9 @@ memory is addressed, not that the decoder depends on what it returns. Each train
 therefore decoded again at test time, nothing retrained, with one path replaced:
 
 - ``product``: ``decode(m, z)``, the network as trained;
-- ``another slice's m``: ``m`` of the next slice of the same set (the batch rolled by one), so
-  the memory's answer is real but for other anatomy; ``z`` unchanged;
+- ``another slice's m``: ``m`` of the slice half the set away in the order of the slices' ids
+  (:func:`half_away`: another level of the volume or another patient, never a SIMULATED copy of
+  the slice itself), so the memory's answer is real but for other anatomy; ``z`` unchanged;
 - ``m = 0``: the memory's answer removed;
 - ``z = 0``: the code removed from the semantic basis, the memory's answer alone.
 
@@ -44,15 +45,31 @@ TASK_NAME = {"lidc": "LIDC (REAL nodules)", "brain": "brain T1 (SIMULATED lesion
 VARIANTS = {"product": "decode(m, z): as trained", "other_m": "another slice's m", "zero_m": "m = 0", "zero_z": "z = 0 (m alone)"}
 
 
-def reconstructions(network, x, variant: str):
-    """``network``'s reconstruction of ``x`` with one decoder path replaced (module docstring)."""
+def half_away(case_ids: Sequence[str]) -> list[int]:
+    """For each item, the index of the item half the set away when the items are sorted by id:
+    a slice and its SIMULATED copies (``<id>_simulated...``) sort side by side, so the partner is
+    another slice, far from it in the volume or of another patient.
+
+    Example::
+
+        >>> half_away(["p_s010", "p_s020", "p_s010_simulated", "p_s020_simulated"])
+        [1, 0, 3, 2]
+    """
+    order = sorted(range(len(case_ids)), key=lambda i: case_ids[i])
+    rank = {item: r for r, item in enumerate(order)}
+    return [order[(rank[i] + len(order) // 2) % len(order)] for i in range(len(case_ids))]
+
+
+def reconstructions(network, x, variant: str, partners: Sequence[int] | None = None):
+    """``network``'s reconstruction of ``x`` with one decoder path replaced (module docstring);
+    ``partners[i]``: whose memory answer item ``i`` gets in ``other_m``."""
     import torch
 
     with torch.no_grad():
         z, sizes = network.encode(x)
         m = network.address(z).output.to(z.dtype)
         if variant == "other_m":
-            m = torch.roll(m, shifts=1, dims=0)
+            m = m[torch.as_tensor(partners if partners is not None else half_away([str(i) for i in range(len(x))]))]
         elif variant == "zero_m":
             m = torch.zeros_like(m)
         elif variant == "zero_z":
@@ -64,11 +81,11 @@ def reconstructions(network, x, variant: str):
 
 def _evaluate(network, amap, items: Sequence[dict], variant: str) -> dict[str, np.ndarray]:
     """Scores, maps, labels, body and squared error of ``items`` decoded as ``variant`` (one batch:
-    the roll of ``other_m`` runs over the whole set)."""
+    ``other_m``'s partners come from the whole set)."""
     import torch
 
     x = torch.stack([torch.as_tensor(it["image"]) for it in items]).float()
-    r = reconstructions(network, x, variant)
+    r = reconstructions(network, x, variant, half_away([str(it["case_id"]) for it in items]))
     return {"score": amap(x, r).numpy(), "map": amap.map(x, r).numpy()[:, 0], "body": amap.foreground(x).numpy()[:, 0] > 0,
             "label": np.array([int(it["label"]) for it in items]), "mse": ((x - r) ** 2).flatten(1).mean(1).numpy()}
 
@@ -108,7 +125,7 @@ def summary(rows: list[dict], settings: dict) -> str:
         f"{settings['seconds'] / 60:.0f} min: {settings['size']} x {settings['size']}, {settings['iterations']} iterations, "
         f"seeds {settings['seeds']}; one MAMA Net (compact) per seed, trained as `benchmarks/accuracy.py` does (the "
         "product's path), then decoded again at test time with one path replaced (nothing retrained): the memory's "
-        "answer m taken from the next slice of the same set, m = 0, or the code z = 0 in the semantic basis. Held-out "
+        "answer m taken from the slice half the set away in id order (another level or patient), m = 0, or the code z = 0 in the semantic basis. Held-out "
         "NORMAL validation error (mean squared error), validation AUROC (held-out normals and SIMULATED-lesion copies), "
         "test image and pixel AUROC, all with the product's map and score; mean ± sd over seeds, differences from the "
         "network as trained paired over seeds. Predictions, written before the run: `memory_use_prediction.txt`. "
