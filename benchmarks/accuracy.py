@@ -335,6 +335,16 @@ def labelled_series(model: Path, cases: list[dict[str, Any]], output: Path) -> d
     return out
 
 
+def lesion_pixel_auroc(maps: np.ndarray, body: np.ndarray, items: list[dict]) -> float:
+    """Pixel AUROC as the product reports it (``metrics_report``): the anomalous items with a
+    mask, inside the map's foreground ``body``; ``maps``, ``body``: ``(N, H, W)``, one per item."""
+    from mama_monai.evaluation import pixel_auroc
+
+    masks = np.stack([np.asarray(it["mask"])[0] > 0 for it in items])
+    keep = np.array([bool(it["has_mask"]) and it["label"] == 1 for it in items]) & masks.reshape(len(items), -1).any(1)
+    return float(pixel_auroc(maps[keep], masks[keep], body[keep]))
+
+
 def _first_member(network):
     """An ensemble's first network (whose training history the run reports); any other network itself."""
     return network.members[0] if hasattr(network, "members") else network

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import rows_file, settings_sweep  # noqa: E402
+from benchmarks.accuracy import lesion_pixel_auroc  # noqa: E402
 from benchmarks.accuracy_report import NAMES  # noqa: E402
 
 MODELS = ("mamanet_compact", "memae")
@@ -89,7 +90,6 @@ def network_values(network, val_items: Sequence[dict], scoring: dict[str, Any], 
     from sklearn.metrics import roc_auc_score
 
     from mama_monai.engines import AnomalyMap, anomaly_map_args
-    from mama_monai.evaluation import pixel_auroc
 
     amap = AnomalyMap(2, **anomaly_map_args(scoring))
     val, tst = _scores(network, amap, val_items, device), _scores(network, amap, test, device)
@@ -99,8 +99,7 @@ def network_values(network, val_items: Sequence[dict], scoring: dict[str, Any], 
         part["combined"] = sum(_standardised(part[k], val[k][normal]) for k in ("percentile", "latent"))
         for score in ("latent", "combined"):
             row[f"{name}auroc_{score}"] = float(roc_auc_score(part["label"], part[score]))
-    masks = np.stack([np.asarray(it["mask"])[0] > 0 for it in test])
-    row["pixel_auroc_latent"] = float(pixel_auroc(tst["latent_map"], masks, tst["body"]))
+    row["pixel_auroc_latent"] = lesion_pixel_auroc(tst["latent_map"], tst["body"], list(test))  # the product's pixels
     row["_latent_scores"] = {k: tst[k].tolist() for k in ("percentile", "latent", "label")}
     return row
 
@@ -136,7 +135,8 @@ def summary(rows: list[dict], settings: dict) -> str:
             for score, label in SCORES.items():
                 cells = rows_file.against_base(group, f"auroc_{score}", "auroc_percentile")
                 lines.append(f"| {NAMES.get(m, m)} | {label} | " + " | ".join(cells) + " |")
-        lines += ["", "Test pixel AUROC in the body: the product's map beside the upsampled latent map.", "",
+        lines += ["", "Test pixel AUROC (the anomalous slices' pixels in the body, as the product reports it): the product's map "
+                  "beside the upsampled latent map.", "",
                   "| model | product's map | latent map |", "| --- | --- | --- |"]  # fmt: skip
         for m in models:
             group = [r for r in mine if r["network"] == m]

@@ -15,7 +15,8 @@ therefore decoded again at test time, nothing retrained, with one path replaced:
 
 For each: the held-out normal validation error (mean squared error), the validation AUROC
 (held-out normals and their SIMULATED-lesion copies) and the test image and pixel AUROC, all with
-the product's map and score. A large rise of the normal error when ``m`` is replaced means the
+the product's map and score (pixel AUROC over the anomalous slices' body pixels, as the product
+reports it). A large rise of the normal error when ``m`` is replaced means the
 decoder relies on the memory; none means the memory's answer is ignored and MAMA Net reconstructs
 from ``z`` like an autoencoder. Every (task, seed) is trained once by ``benchmarks/accuracy.py``'s
 ``run_one`` (the product's path).
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import rows_file  # noqa: E402
+from benchmarks.accuracy import lesion_pixel_auroc  # noqa: E402
 
 MODELS = ("mamanet_compact",)
 TASK_NAME = {"lidc": "LIDC (REAL nodules)", "brain": "brain T1 (SIMULATED lesions)"}
@@ -97,18 +99,16 @@ def network_values(network, val_items: Sequence[dict], scoring: dict[str, Any], 
     from sklearn.metrics import roc_auc_score
 
     from mama_monai.engines import AnomalyMap, anomaly_map_args
-    from mama_monai.evaluation import pixel_auroc
 
     network.eval()
     amap = AnomalyMap(2, **anomaly_map_args(scoring))
-    masks = np.stack([np.asarray(it["mask"])[0] > 0 for it in test])
     row: dict[str, Any] = {}
     for v in VARIANTS:
         val, tst = _evaluate(network, amap, val_items, v), _evaluate(network, amap, test, v)
         row[f"use_mse_{v}"] = float(val["mse"][val["label"] == 0].mean())
         row[f"use_val_{v}"] = float(roc_auc_score(val["label"], val["score"]))
         row[f"use_test_{v}"] = float(roc_auc_score(tst["label"], tst["score"]))
-        row[f"use_pixel_{v}"] = float(pixel_auroc(tst["map"], masks, tst["body"]))
+        row[f"use_pixel_{v}"] = lesion_pixel_auroc(tst["map"], tst["body"], list(test))  # the product's pixels
     return row
 
 

@@ -92,3 +92,11 @@ def test_latent_and_combined_scores_match_an_independent_reference(trained):
         assert row[prefix + "auroc_latent"] == pytest.approx(roc_auc_score(lab, lat), abs=2e-3)
         assert row[prefix + "auroc_combined"] == pytest.approx(roc_auc_score(lab, combined), abs=2e-3)
     assert 0 < tlab.sum() < len(tlab) and 0 < vlab.sum() < len(vlab)  # both classes: the AUROCs are defined
+    # the latent map's pixel AUROC over the nodule slices' body pixels (the product's pixels)
+    x = torch.stack([torch.as_tensor(it["image"]) for it in test]).float()
+    masks = np.stack([np.asarray(it["mask"])[0] > 0 for it in test])
+    nodule = (tlab == 1) & masks.reshape(len(test), -1).any(1)  # a nodule too small for 32 x 32 leaves no mask: not counted
+    masks = masks[nodule]
+    body = amap.foreground(x).numpy()[:, 0][nodule] > 0
+    maps = (_reference_maps(network, test) * amap.foreground(x).numpy()[:, 0])[nodule]
+    assert row["pixel_auroc_latent"] == pytest.approx(roc_auc_score(masks[body].ravel(), maps[body].ravel()), abs=2e-3)
