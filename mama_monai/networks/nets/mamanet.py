@@ -41,7 +41,8 @@ class MAMANet(nn.Module):
     by 10-19x, ``docs/accuracy/memory_use.md``): SA, then UA blocks that restore exactly the
     encoder's sizes, with an SA after each intermediate UA but the last, and a UA to
     ``out_channels`` without norm or activation. With ``channels=(64, 256, 512)`` and
-    ``decoder_channels=(512, 64)`` this is the paper's Fig. 2: 29x29x1024 -> SA -> UA 57x57x512 -> SA -> UA 114x114x64 -> UA 228x228xC.
+    ``decoder_channels=(512, 64)`` this is the paper's Fig. 2:
+    29x29x1024 -> SA -> UA 57x57x512 -> SA -> UA 114x114x64 -> UA 228x228xC.
 
     Memory modes (``memory_mode``):
 
