@@ -23,12 +23,20 @@ from torch import nn
 
 from mama_monai.atomic import atomic_write
 
-__all__ = ["CRITERIA", "TrainingProgress", "ValidationRecorder", "warn_unused_memory"]
+__all__ = ["CRITERIA", "TrainingProgress", "ValidationRecorder", "improves", "warn_unused_memory"]
 
 logger = logging.getLogger(__name__)
 
 #: history-row key -> whether larger is better
 CRITERIA = {"val_normal_mse": False, "val_auroc": True}
+
+
+def improves(criterion: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` of ``criterion`` is strictly better than ``best`` (any value beats None):
+    the one rule by which a network is kept (:meth:`TrainingProgress.update`, and
+    ``workflows.training.kept_validation`` reading a history afterwards), so a tie keeps the
+    earlier network."""
+    return best is None or (value > best if CRITERIA[criterion] else value < best)
 
 
 class TrainingProgress:
@@ -53,7 +61,7 @@ class TrainingProgress:
         value = row.get(self.criterion)
         if value is None:
             return False
-        if self.best is None or (value > self.best if CRITERIA[self.criterion] else value < self.best):
+        if improves(self.criterion, value, self.best):
             self.best, self.stale = value, 0
             return True
         self.stale += 1

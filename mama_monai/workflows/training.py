@@ -50,7 +50,7 @@ from mama_monai.engines.post_processing import calibrate_thresholds
 from mama_monai.evaluation.case_score import DEFAULT_FACTOR
 from mama_monai.engines.random_state import RandomState, ResumableShuffle
 from mama_monai.engines.training_handlers import LAST_CHECKPOINT_PREFIX, attach_checkpointing, attach_logging, attach_resume
-from mama_monai.engines.training_progress import CRITERIA, TrainingProgress, ValidationRecorder
+from mama_monai.engines.training_progress import TrainingProgress, ValidationRecorder, improves
 from mama_monai.networks import ReconstructionEnsemble
 from mama_monai.networks.nets.ensemble import MAX_MEMBERS
 from mama_monai.workflows.config import resolved
@@ -291,10 +291,11 @@ def kept_validation(history: list[dict[str, Any]], choice: str) -> dict[str, Any
     if not history:
         return None
     key = CHECKPOINT_CRITERION[checkpoint_choice({"checkpoint": choice})]
-    rows = [r for r in history if r.get(key) is not None]
-    if choice == "last" or not rows:
-        return history[-1]
-    return (max if CRITERIA[key] else min)(rows, key=lambda r: r[key])  # the first of equal rows
+    kept = None
+    for row in history if choice != "last" else ():
+        if row.get(key) is not None and improves(key, row[key], None if kept is None else kept[key]):
+            kept = row  # as TrainingProgress.update keeps a network: on a strict improvement
+    return history[-1] if kept is None else kept
 
 
 def _best_network(run: TrainingRun, ckpt_dir: Path, ctx: DistributedContext, choice: str) -> None:

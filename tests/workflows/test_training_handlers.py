@@ -238,3 +238,15 @@ def test_kept_validation_is_the_row_whose_network_was_saved(choice, history):
     expected = rows[-1] if choice == "last" or not saved else saved[-1]
     assert kept_validation(rows, choice) is expected
     assert kept_validation([], choice) is None
+
+
+def test_kept_validation_known_answers_a_tie_keeps_the_earlier_network():
+    """Known answers, independent of TrainingProgress (which shares ``improves`` with it)."""
+    from mama_monai.workflows.training import kept_validation
+
+    rows = [{"iteration": 10, "val_normal_mse": 0.3, "val_auroc": 0.6}, {"iteration": 20, "val_normal_mse": 0.1, "val_auroc": 0.6},
+            {"iteration": 30, "val_normal_mse": 0.1, "val_auroc": 0.5}, {"iteration": 40, "val_normal_mse": 0.2}]  # fmt: skip
+    assert kept_validation(rows, "normal_error")["iteration"] == 20  # the tie at 30 does not replace it
+    assert kept_validation(rows, "val_auroc")["iteration"] == 10  # the tie at 20 does not replace it; 40 has no AUROC
+    assert kept_validation(rows, "last")["iteration"] == 40
+    assert kept_validation([{"iteration": 10, "val_normal_mse": 0.3}], "val_auroc")["iteration"] == 10  # no AUROC: the last
