@@ -23,11 +23,17 @@ from ``z`` like an autoencoder. Every (task, seed) is trained once by ``benchmar
 
     python benchmarks/memory_use.py --output docs/accuracy/memory_use.json   # ~8 min on 2 CPU cores
     python benchmarks/memory_use.py --output docs/accuracy/memory_use.json --report-only
+
+``--semantic-dropout P`` trains the networks with ``network_def#semantic_dropout: P`` (the decoder
+sees ``[m, 0]`` for a share P of the training samples, so that it learns to reconstruct from the
+memory) and ``--against RUN.json`` adds, paired by seed, each variant minus that run's networks as
+trained (``docs/accuracy/memory_dropout.md`` against ``memory_use.json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import rows_file  # noqa: E402
+from benchmarks import rows_file, settings_sweep  # noqa: E402
 from benchmarks.accuracy import lesion_pixel_auroc  # noqa: E402
 
 MODELS = ("mamanet_compact",)
@@ -113,7 +119,13 @@ def network_values(network, val_items: Sequence[dict], scoring: dict[str, Any], 
 
 
 def _jobs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
-    return [dict(j, network_scores=["memory_use"]) for j in rows_file.scored_jobs(args)]
+    over = {"network_def#semantic_dropout": args.semantic_dropout} if args.semantic_dropout else {}
+    return [dict(j, network_scores=["memory_use"], overrides=over) for j in rows_file.scored_jobs(args)]
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--semantic-dropout", type=float, default=0.0, help="train with network_def#semantic_dropout = this (default 0)")
+    parser.add_argument("--against", default=None, help="a memory_use JSON of networks trained without it: differences paired by seed")
 
 
 # ----------------------------------------------------------------------------- the page
@@ -131,6 +143,10 @@ def summary(rows: list[dict], settings: dict) -> str:
         "network as trained paired over seeds. Predictions, written before the run: `memory_use_prediction.txt`. "
         "Rows: `" + Path(settings["output"]).name + "`.",
     ]
+    if settings.get("semantic_dropout"):
+        lines += ["", f"**Trained with `network_def#semantic_dropout: {settings['semantic_dropout']}`**: the decoder saw "
+                  f"[m, 0] for {settings['semantic_dropout']:.0%} of the training samples."]  # fmt: skip
+    against = _against(settings)
     for task in [t for t in TASK_NAME if any(r["task"] == t for r in rows)]:
         group = sorted((r for r in rows if r["task"] == task), key=lambda r: r["seed"])
         lines += ["", f"## {TASK_NAME[task]}", "",
@@ -146,11 +162,36 @@ def summary(rows: list[dict], settings: dict) -> str:
                           "–" if v == "product" else rows_file.paired_difference(group, key, f"use_{kind}_product")]  # fmt: skip
             cells.append(rows_file.mean_sd([r[f"use_pixel_{v}"] for r in group]))
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        if against:
+            lines += _against_lines(group, [r for r in against if r["task"] == task], settings["against"])
     return "\n".join(lines) + "\n"
 
 
+def _against(settings: dict) -> list[dict]:
+    """The rows of ``--against`` (a path relative to the repository root or absolute), or none."""
+    if not settings.get("against"):
+        return []
+    path = Path(settings["against"])
+    return json.loads((path if path.is_absolute() else ROOT / path).read_text())["rows"]
+
+
+def _against_lines(group: list[dict], base: list[dict], name: str) -> list[str]:
+    """Each variant minus the ``--against`` run's networks as trained, paired by seed."""
+    lines = ["", f"Minus the networks trained without it (`{Path(name).name}`, decoded as trained), paired by seed:", "",
+             "| decoder input | held-out normal MSE: this / that | validation AUROC | test image AUROC | test pixel AUROC |",
+             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    for v, label in VARIANTS.items():
+        cells = [f"{np.mean([r[f'use_mse_{v}'] for r in group]):.4f} / {np.mean([r['use_mse_product'] for r in base]):.4f}"]
+        for kind in ("val", "test", "pixel"):
+            key = f"use_{kind}_{v}"
+            trained = [{"seed": r["seed"], key: r[f"use_{kind}_product"]} for r in base]  # that run, decoded as trained
+            cells.append(settings_sweep.paired(group, trained, lambda r, k=key: r[k]))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    return rows_file.main(argv, __doc__, summary, _jobs, list(MODELS))
+    return rows_file.main(argv, __doc__, summary, _jobs, list(MODELS), _arguments)
 
 
 if __name__ == "__main__":

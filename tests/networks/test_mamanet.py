@@ -63,6 +63,34 @@ def test_semantic_basis_switch_changes_the_decoder_input():
     assert without.bottleneck.patch.query.in_channels == 16
 
 
+def test_semantic_dropout_zeroes_z_of_the_drawn_samples_in_training_only():
+    torch.manual_seed(0)
+    net = MAMANet(2, 1, memory_mode="local", semantic_dropout=0.5, **TINY)
+    x = torch.rand(8, 1, 32, 32)
+    seen = []
+    handle = net.bottleneck.register_forward_hook(lambda mod, args, out: seen.append(args[0].detach().clone()))
+    try:
+        net.train()
+        with torch.no_grad():
+            z, sizes = net.encode(x)
+            m = net.address(z).output
+            torch.manual_seed(7)
+            net.decode(m, z, sizes)
+            torch.manual_seed(7)
+            dropped = torch.rand(8) < 0.5  # the draw decode makes: one uniform per sample
+            net.eval()
+            net.decode(m, z, sizes)
+    finally:
+        handle.remove()
+    train_in, eval_in = seen
+    c = m.shape[1]
+    assert 0 < int(dropped.sum()) < 8  # both kinds of sample in this draw
+    torch.testing.assert_close(train_in[:, :c], m)  # the memory's answer always reaches the decoder
+    assert train_in[dropped, c:].abs().max() == 0  # z gone for the drawn samples
+    torch.testing.assert_close(train_in[~dropped, c:], z[~dropped])  # and untouched (not rescaled) for the others
+    torch.testing.assert_close(eval_in, torch.cat([m, z], dim=1))  # no dropout in eval mode
+
+
 def test_gradients_reach_memory_slots_and_hash_layer(real_ct_slice):
     torch.manual_seed(0)
     net = MAMANet(2, 1, memory_mode="local", **TINY).train()
@@ -115,6 +143,10 @@ def test_torchscript_round_trip(tmp_path):
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "decoder_channels": (8,)}, r"decoder_channels must have len\(channels\) - 1 = 2 values, got \(8,\)"),
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "num_slots": 0}, "num_slots must be an integer >= 1, got 0"),
         ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "memory_args": {"addressing": "x"}}, "addressing must be one of"),
+        ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "semantic_dropout": 1.0}, r"semantic_dropout must be >= 0 and < 1.* got 1.0"),
+        ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "semantic_dropout": -0.1}, r"semantic_dropout must be >= 0 and < 1.* got -0.1"),
+        ({"spatial_dims": 2, "in_channels": 1, "img_size": 32, "semantic_dropout": 0.5, "use_semantic_basis": False},
+         r"0 without use_semantic_basis, got 0.5 \(use_semantic_basis=False\)"),
     ],
 )
 def test_rejects_bad_configuration(kwargs, message):

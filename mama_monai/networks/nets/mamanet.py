@@ -67,6 +67,11 @@ class MAMANet(nn.Module):
         memory_mode: ``"global"`` or ``"local"``. Defaults to ``"global"``.
         num_slots: memory slots N. Defaults to 2000.
         use_semantic_basis: concatenate ``z`` to the memory output. Defaults to True.
+        semantic_dropout: in training, the probability that a sample's ``z`` is replaced by zeros
+            in the decoder's input, so that the decoder also learns to reconstruct from the
+            memory's answer alone (ours, not the paper's; measured in
+            ``docs/accuracy/memory_dropout.md``). Needs ``use_semantic_basis``; 0 <= p < 1.
+            Defaults to 0 (never).
         memory_args: further :class:`~mama_monai.networks.blocks.hash_memory.HashMemory`
             arguments (``hash_bits``, ``addressing``, ``top_k``, ``temperature``,
             ``commitment_weight``).
@@ -100,6 +105,7 @@ class MAMANet(nn.Module):
         memory_mode: str = "global",
         num_slots: int = 2000,
         use_semantic_basis: bool = True,
+        semantic_dropout: float = 0.0,
         memory_args: Optional[Dict[str, Any]] = None,
         block_args: Optional[Dict[str, Any]] = None,
         outer_attention: bool = True,
@@ -121,6 +127,12 @@ class MAMANet(nn.Module):
         self.channels = channels
         self.memory_mode = memory_mode
         self.use_semantic_basis = use_semantic_basis
+        if not 0.0 <= float(semantic_dropout) < 1.0 or (semantic_dropout and not use_semantic_basis):
+            raise ValueError(
+                f"semantic_dropout must be >= 0 and < 1, and 0 without use_semantic_basis, got {semantic_dropout!r} "
+                f"(use_semantic_basis={use_semantic_basis!r})."
+            )
+        self.semantic_dropout = float(semantic_dropout)
         self.check_finite = check_finite
         self.min_size = 2 ** len(channels)
         self.img_size: Optional[List[int]] = self._check_img_size(img_size, spatial_dims, memory_mode)
@@ -201,6 +213,8 @@ class MAMANet(nn.Module):
 
     def decode(self, memory_output: torch.Tensor, z: torch.Tensor, sizes: List[List[int]]) -> torch.Tensor:
         """Reconstruction from the memory's answer and ``z`` on the encoder's ``sizes``."""
+        if self.training and self.semantic_dropout > 0:  # per sample: the decoder sees [m, 0]
+            z = z * (torch.rand((z.shape[0],) + (1,) * (z.dim() - 1), device=z.device) >= self.semantic_dropout).to(z.dtype)
         h = torch.cat([memory_output.to(z.dtype), z], dim=1) if self.use_semantic_basis else memory_output
         h = self.bottleneck(h)
         n = len(sizes)
