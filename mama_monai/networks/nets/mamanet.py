@@ -127,12 +127,7 @@ class MAMANet(nn.Module):
         self.channels = channels
         self.memory_mode = memory_mode
         self.use_semantic_basis = use_semantic_basis
-        if not 0.0 <= float(semantic_dropout) < 1.0 or (semantic_dropout and not use_semantic_basis):
-            raise ValueError(
-                f"semantic_dropout must be >= 0 and < 1, and 0 without use_semantic_basis, got {semantic_dropout!r} "
-                f"(use_semantic_basis={use_semantic_basis!r})."
-            )
-        self.semantic_dropout = float(semantic_dropout)
+        self.semantic_dropout = self._check_semantic_dropout(semantic_dropout, use_semantic_basis)
         self.check_finite = check_finite
         self.min_size = 2 ** len(channels)
         self.img_size: Optional[List[int]] = self._check_img_size(img_size, spatial_dims, memory_mode)
@@ -176,6 +171,13 @@ class MAMANet(nn.Module):
         if len(widths) != len(channels) - 1:
             raise ValueError(f"decoder_channels must have len(channels) - 1 = {len(channels) - 1} values, got {widths!r}.")
         return check_widths("decoder_channels", widths, minimum_count=0)
+
+    @staticmethod
+    def _check_semantic_dropout(p: float, use_semantic_basis: bool) -> float:
+        """``p`` as a float in [0, 1), and 0 where there is no semantic basis to drop."""
+        if not 0.0 <= float(p) < 1.0 or (p and not use_semantic_basis):
+            raise ValueError(f"semantic_dropout must be >= 0 and < 1, and 0 without use_semantic_basis, got {p!r} (use_semantic_basis={use_semantic_basis!r}).")
+        return float(p)
 
     def _check_img_size(self, img_size, spatial_dims: int, memory_mode: str) -> Optional[List[int]]:
         if img_size is None:
