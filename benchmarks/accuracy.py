@@ -16,8 +16,9 @@ reconstruction error, ``training#checkpoint: normal_error``) and calibrate the t
 SIMULATED "tissue" lesions in them give a validation AUROC, reported beside the test AUROC so
 that one can see whether validation ranks the models as the test does. Then MAMA Net ablations
 (memory size N, semantic basis, Wasserstein loss, hard vs soft addressing, attention vs plain
-convolutions, denoising vs plain reconstruction, the first release's memory settings, validation on slabs instead of every 5th slice, the last network
-or the best by validation AUROC instead of the one of lowest held-out normal error, cosine learning-rate decay, one training patient instead of two;
+convolutions, denoising vs plain reconstruction, the first release's memory settings, validation
+on slabs instead of every 5th slice, the last network or the best by validation AUROC instead of
+the one of lowest held-out normal error, cosine learning-rate decay, one training patient instead of two;
 "as configured" reuses the main runs where the sizes agree), every model also with
 ``training#ensemble: 3`` (three networks from seeds s, s+1, s+2, scored with the mean of their
 reconstructions; ``--ensemble 1`` skips) and, on request, ``training#restarts: K`` (``--restarts K``:
@@ -336,12 +337,13 @@ def labelled_series(model: Path, cases: list[dict[str, Any]], output: Path) -> d
 
 
 def lesion_pixel_auroc(maps: np.ndarray, body: np.ndarray, items: list[dict]) -> float:
-    """Pixel AUROC as the product reports it (``metrics_report``): the anomalous items with a
-    mask, inside the map's foreground ``body``; ``maps``, ``body``: ``(N, H, W)``, one per item."""
+    """Pixel AUROC as the product reports it: the items ``metrics_report.lesion_slices`` counts,
+    inside the map's foreground ``body``; ``maps``, ``body``: ``(N, H, W)``, one per item."""
     from mama_monai.evaluation import pixel_auroc
+    from mama_monai.workflows.metrics_report import lesion_slices
 
     masks = np.stack([np.asarray(it["mask"])[0] > 0 for it in items])
-    keep = np.array([bool(it["has_mask"]) and it["label"] == 1 for it in items]) & masks.reshape(len(items), -1).any(1)
+    keep = lesion_slices(items, masks)
     return float(pixel_auroc(maps[keep], masks[keep], body[keep]))
 
 

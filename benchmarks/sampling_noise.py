@@ -90,12 +90,12 @@ def row_values(val: dict, val_items: Sequence[dict], out: dict, test: Sequence[d
     import torch
 
     from mama_monai.engines import AnomalyMap, anomaly_map_args
+    from mama_monai.workflows.metrics_report import lesion_slices
 
     amap = AnomalyMap(2, **anomaly_map_args(scoring))
     body = amap.foreground(torch.as_tensor(out["image"])).numpy()[:, 0] > 0
     masks = np.stack([np.asarray(it["mask"])[0] > 0 for it in test])
-    labels = out["label"].astype(int)
-    keep = np.flatnonzero((labels == 1) & masks.reshape(len(masks), -1).any(axis=1))
+    keep = np.flatnonzero(lesion_slices(test, masks))
     values = np.concatenate([out["map"][k, 0][body[k]] for k in keep])
     lesion = np.concatenate([masks[k][body[k]] for k in keep])
     item = np.concatenate([np.full(int(body[k].sum()), j) for j, k in enumerate(keep)])

@@ -24,7 +24,7 @@ from mama_monai.evaluation import (
     pro_score,
 )
 
-__all__ = ["evaluate_items", "report_items"]
+__all__ = ["evaluate_items", "lesion_slices", "report_items"]
 
 
 def _operating_point(values: np.ndarray, labels: np.ndarray, threshold: float | None, seed: int) -> dict[str, Any]:
@@ -49,10 +49,16 @@ def _thresholds(threshold: float | dict[str, Any]) -> tuple[float, float | None]
     return float(threshold), None
 
 
+def lesion_slices(items: Sequence[dict], masks: np.ndarray) -> np.ndarray:
+    """Which ``items`` the pixel metrics count: the anomalous ones with a non-empty mask
+    (``masks``: ``(N, *spatial)``, one per item); a bool array."""
+    return np.array([bool(it["has_mask"]) and it["label"] == 1 and bool(masks[i].any()) for i, it in enumerate(items)], dtype=bool)
+
+
 def _pixel_metrics(out: dict[str, np.ndarray], masks: np.ndarray, items: Sequence[dict], anomaly_map: AnomalyMap) -> dict[str, Any]:
-    """``pixel_region``, ``pixel_auroc`` and ``pixel_pro`` over the anomalous items with a mask,
-    inside the map's foreground (None without such items)."""
-    with_mask = np.array([bool(it["has_mask"]) and it["label"] == 1 and masks[i].any() for i, it in enumerate(items)])
+    """``pixel_region``, ``pixel_auroc`` and ``pixel_pro`` over the anomalous items with a mask
+    (:func:`lesion_slices`), inside the map's foreground (None without such items)."""
+    with_mask = lesion_slices(items, masks)
     region = anomaly_map.foreground(torch.as_tensor(out["image"])).numpy()[:, 0] > 0
     described = "whole image" if anomaly_map.foreground_threshold is None else (
         f"foreground: input > {anomaly_map.foreground_threshold:g}, eroded {anomaly_map.border} px"
