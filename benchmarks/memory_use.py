@@ -70,14 +70,17 @@ def half_away(case_ids: Sequence[str]) -> list[int]:
 
 def reconstructions(network, x, variant: str, partners: Sequence[int] | None = None):
     """``network``'s reconstruction of ``x`` with one decoder path replaced (module docstring);
-    ``partners[i]``: whose memory answer item ``i`` gets in ``other_m``."""
+    ``partners[i]``: whose memory answer item ``i`` gets in ``other_m`` (:func:`half_away` of the
+    items' ids; required there)."""
     import torch
 
+    if variant == "other_m" and partners is None:
+        raise ValueError("variant 'other_m' needs partners (half_away of the items' ids), got None.")
     with torch.no_grad():
         z, sizes = network.encode(x)
         m = network.address(z).output.to(z.dtype)
         if variant == "other_m":
-            m = m[torch.as_tensor(partners if partners is not None else half_away([str(i) for i in range(len(x))]))]
+            m = m[torch.as_tensor(partners)]
         elif variant == "zero_m":
             m = torch.zeros_like(m)
         elif variant == "zero_z":

@@ -69,6 +69,8 @@ def test_each_variant_feeds_the_decoder_what_it_names(trained):
     assert all((outputs[v] - expected).abs().max() > 1e-4 for v in ("other_m", "zero_m", "zero_z"))
     with pytest.raises(ValueError, match="variant must be one of"):
         memory_use.reconstructions(network, x, "shuffled")
+    with pytest.raises(ValueError, match="variant 'other_m' needs partners"):
+        memory_use.reconstructions(network, x, "other_m")
 
 
 def test_the_hook_scores_the_product_variant_as_the_product_does(trained):
