@@ -76,10 +76,21 @@ def input_size(net, img_size: int):
     return list(fixed) if fixed else [img_size] * net.spatial_dims
 
 
+def for_meta(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` (built on the meta device) made countable: a meta tensor has no values, so the
+    checks and counters that read one (``.item()``) are switched off: the finite-output check, and
+    the hash memory's start from the first batch and its dead-slot restarts (both copy slots: no
+    FLOPs worth counting; ``tests/benchmarks/test_speed.py`` checks the count against real tensors)."""
+    net.check_finite = False
+    for module in net.modules():
+        if hasattr(module, "restart_every"):
+            module.init_from_data, module.restart_every = False, 0
+    return net
+
+
 def count_flops(name: str, img_size: int, batch: int) -> dict:
     """Eval forward FLOPs for one image, its attention part, and training-mode forward FLOPs per image."""
-    net = build(name, "meta")
-    net.check_finite = False  # a meta tensor has no values to check
+    net = for_meta(build(name, "meta"))
     attn = {f"{type(net).__name__}.{n}": m for n, m in net.named_modules() if isinstance(m, GlobalCrossAttention)}
     formula = [0]
 

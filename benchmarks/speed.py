@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # measure this checkout's code, installed or not
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from networks import PeakMemory, cpu_name, median_seconds, print_table
+from networks import PeakMemory, cpu_name, for_meta, median_seconds, print_table
 
 from mama_monai.engines import Acceleration, DetailedForward
 from mama_monai.losses import ReconstructionLoss
@@ -85,8 +85,7 @@ def input_shape(net, img_size: int, batch: int) -> list[int]:
 
 def count_flops(config: str, img_size: int, batch: int) -> dict[str, float]:
     """Per image: eval forward FLOPs (slot codes cached) and training forward + backward FLOPs."""
-    net = build(config, torch.device("meta"))
-    net.check_finite = False
+    net = for_meta(build(config, torch.device("meta")))
     loss_fn = ReconstructionLoss()
     with sdpa_kernel(SDPBackend.MATH):
         net.eval()
