@@ -26,6 +26,10 @@ the best of K by held-out normal error; measured, little gain), paired t-tests o
 curves and a t-SNE of latent codes (paper Fig. 7). ``--extra-ablations`` adds 5x the iterations
 and 128 x 128 input (~20 min more; :data:`EXTRA_ABLATIONS`).
 
+On a GPU (``--device cuda``: every worker process trains and scores there, bf16 autocast as
+``mama-monai train`` on CUDA) ``--models`` may also name the paper's MAMA Net (:data:`PAPER`), and
+``--budget S`` / ``--order seed`` fit a run into one device-tool call: ``benchmarks/run_gpu_accuracy.sh``.
+
     python benchmarks/accuracy.py                   # full run (under 60 min on 2 CPU cores; --ensemble 1 saves ~25)
     python benchmarks/accuracy.py --quick --output /tmp/acc   # minutes: tiny sizes, a smoke test
 """
@@ -37,6 +41,7 @@ import importlib
 import json
 import logging
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -47,6 +52,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("mamanet_compact", "autoencoder", "memae")
+#: the paper's MAMA Net (``configs/network/mamanet_paper.yaml``: global memory, 957 M parameters):
+#: a GPU model, run only when ``--models`` names it (``benchmarks/run_gpu_accuracy.sh``)
+PAPER = "mamanet_paper"
+#: training cost per pixel-iteration against the autoencoder's, for the order of the runs only
+#: (MAMA Net's attention about 4x; the paper's model on a GPU about 10x the compact one, docs/benchmarks.md)
+COST_WEIGHT = {"mamanet_compact": 4.0, PAPER: 40.0}
 REDUCTIONS = ("percentile", "max", "mean")
 #: name -> (overrides of MAMA Net's config) for the ablation table
 AS_CONFIGURED = "MAMA Net (as configured)"
@@ -140,6 +151,17 @@ def _task_overrides(task: str, size: int, iterations: int, interval: int) -> dic
     return over
 
 
+def job_overrides(job: dict[str, Any]) -> dict[str, Any]:
+    """The config overrides of one run: the task's, the job's own, its seed; the paper's MAMA Net
+    also gets ``network_def#img_size`` = the input size (its global memory holds whole latent codes,
+    F = 512 x (size / 8)^2: the paper's at ``--size 228``)."""
+    over = _task_overrides(job["task"], job["size"], job["iterations"], job["interval"])
+    if job["network"] == PAPER:
+        over["network_def#img_size"] = [job["size"], job["size"]]
+    over.update(job.get("overrides", {}), seed=job["seed"])
+    return over
+
+
 def _one_patient_manifest(folder: str) -> str:
     """The demo's LIDC manifest without the second patient's training slices, written into ``folder``."""
     import dataclasses
@@ -193,10 +215,16 @@ def _residual_maps(x, r, amap) -> dict[str, Any]:
 
 
 def run_one(job: dict[str, Any]) -> dict[str, Any]:
-    """Train and evaluate one (task, network, seed, overrides) in a temporary folder; plain numbers back."""
+    """Train and evaluate one (task, network, seed, overrides) in a temporary folder; plain numbers back.
+
+    ``job`` may also carry ``device`` (default ``"cpu"``), ``threads`` (default 1) and ``deadline``
+    (a ``time.time()``): a job taken up after its deadline trains nothing and comes back as
+    ``{..., "skipped": True}`` (``--budget``)."""
+    if job.get("deadline") is not None and time.time() > job["deadline"]:
+        return {k: job[k] for k in ("task", "network", "seed", "variant")} | {"skipped": True}
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(job.get("threads", 1))
     logging.disable(logging.WARNING)
     from mama_monai.workflows.splits import prepare_splits
     from mama_monai.workflows.config import workflow_config
@@ -206,9 +234,8 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     from mama_monai.workflows.training import normal_mse, train_model
     from mama_monai.engines import AnomalyMap, anomaly_map_args
 
-    over = _task_overrides(job["task"], job["size"], job["iterations"], job["interval"])
-    over.update(job.get("overrides", {}), seed=job["seed"])
-    ctx = init_distributed("cpu")
+    over = job_overrides(job)
+    ctx = init_distributed(job.get("device", "cpu"))
     with tempfile.TemporaryDirectory() as tmp:
         if over.get("data#manifest") == ONE_PATIENT:
             over["data#manifest"] = _one_patient_manifest(tmp)
@@ -356,9 +383,9 @@ def _latents(network, items: list[dict]) -> dict[str, list]:
     """Spatially averaged latent codes ``z`` of ``items`` (for the t-SNE figure)."""
     import torch
 
-    x = torch.stack([it["image"] for it in items])
+    x = torch.stack([it["image"] for it in items]).to(next(network.parameters()).device)
     with torch.no_grad():
-        z = network.reconstruct(x).latent.flatten(2).mean(2)
+        z = network.reconstruct(x).latent.flatten(2).mean(2).float().cpu()
     return {"z": z.tolist(), "label": [int(it["label"]) for it in items]}
 
 
@@ -391,6 +418,8 @@ def plan(args: argparse.Namespace) -> list[dict[str, Any]]:
                     if name == AS_CONFIGURED and _reused(args, seed):
                         continue  # the main run of this seed is that run: not trained twice (_with_reused_rows)
                     jobs.append(dict(small, task=task, network="mamanet_compact", seed=seed, variant=name, overrides=ABLATIONS[name]))
+    if getattr(args, "order", "cost") == "seed":  # a run under --budget: what finishes first is a paired table
+        return sorted(jobs, key=lambda j: (j["variant"] != "main", args.tasks.index(j["task"]), j["seed"], -_cost(j)))
     # the slowest first, so the two processes finish together
     return sorted(jobs, key=lambda j: -_cost(j))
 
@@ -414,63 +443,103 @@ def _cost(job: dict[str, Any]) -> float:
     over = job.get("overrides", {})
     size = over.get("data#spatial_size", [job["size"]])[0]
     runs = over.get("training#restarts", 1) * over.get("training#ensemble", 1)
-    return runs * over.get("training#iterations", job["iterations"]) * size**2 * (4.0 if job["network"] == "mamanet_compact" else 1.0)
+    return runs * over.get("training#iterations", job["iterations"]) * size**2 * COST_WEIGHT.get(job["network"], 1.0)
 
 
-def run_all(jobs: list[dict[str, Any]], workers: int, log_path: Path) -> list[dict[str, Any]]:
-    rows = []
+def run_all(jobs: list[dict[str, Any]], workers: int, log_path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every job in ``workers`` processes (rows appended to ``log_path`` as they come): the rows,
+    and the jobs skipped at their deadline (:func:`run_one`)."""
+    rows, skipped = [], []
     ctx = mp.get_context("spawn")
     with ctx.Pool(workers, maxtasksperchild=4) as pool, open(log_path, "a") as log:
         for row in pool.imap_unordered(run_one, jobs):
+            if row.get("skipped"):
+                skipped.append(row)
+                print(f"[skipped: --budget spent] {row['task']} {row['network']} seed {row['seed']} {row['variant']}", flush=True)
+                continue
             rows.append(row)
             brief = {k: v for k, v in row.items() if not k.startswith("_")}
             log.write(json.dumps(brief) + "\n")
             log.flush()
             print(f"[{len(rows)}/{len(jobs)}] {row['task']} {row['network']} seed {row['seed']} {row['variant']}: "
                   f"AUROC {row['auroc_percentile']:.3f} pixel {row['pixel_auroc'] or float('nan'):.3f}", flush=True)  # fmt: skip
-    return rows
+    return rows, skipped
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes and budgets: a smoke test (minutes)")
     parser.add_argument("--output", default=str(ROOT / "docs"), help="folder for accuracy.md, accuracy/*.png, accuracy/results.json")
     parser.add_argument("--tasks", nargs="+", default=["lidc", "brain"], choices=["lidc", "brain"])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="networks to run (default all three)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=[*MODELS, PAPER], help="networks to run (default the three compact ones)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--ablation-seeds", nargs="+", type=int, default=[0, 1])
     parser.add_argument("--size", type=int, default=64, help="model input size (default 64: validation AUROC 0.72 against 0.61 at 128, docs/accuracy.md)")
     parser.add_argument("--iterations", type=int, default=300, help="training iterations of batch 8 (default 300)")
     parser.add_argument("--interval", type=int, default=50, help="validation interval (default 50)")
-    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="processes, one thread each on the CPU (default 2)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or auto: where every run trains and scores (all workers share one GPU)")
+    parser.add_argument("--budget", type=float, default=0.0, help="seconds after the start past which no run starts (0 = none); the runs skipped are listed on the page")
+    parser.add_argument("--order", choices=["cost", "seed"], default="cost", help="cost: the slowest runs first (default); seed: task by task, seed by seed (for --budget)")
     parser.add_argument("--ablation-size", type=int, default=64, help="input size of the ablation runs (default 64: 4x cheaper)")
     parser.add_argument("--restarts", type=int, default=1, help="also run every model with training#restarts = this (default 1 = skip: measured, little gain)")
     parser.add_argument("--ensemble", type=int, default=3, help="also run every model with training#ensemble = this (default 3; 1 = skip)")
     parser.add_argument("--no-ablations", action="store_true")
     parser.add_argument("--extra-ablations", action="store_true", help="also the ablations " + " and ".join(repr(n) for n in EXTRA_ABLATIONS) + " (~20 min more)")
     parser.add_argument("--report-only", action="store_true", help="rewrite accuracy.md from OUTPUT/accuracy/results.json")
+    parser.add_argument("--from-runs", action="store_true", help="with --report-only: first rebuild results.json from OUTPUT/accuracy/runs.jsonl "
+                        "and run_settings.json (a run stopped before its end; no figures)")  # fmt: skip
     args = parser.parse_args(argv)
-    if args.report_only:
-        sys.path.insert(0, str(ROOT))
-        from benchmarks.accuracy_report import write_report
-
-        saved = json.loads((Path(args.output) / "accuracy" / "results.json").read_text())
-        write_report(saved["rows"], saved["settings"], Path(args.output), saved["settings"].get("seconds", 0.0))
-        return 0
     if args.quick:
         args.size, args.iterations, args.interval, args.seeds, args.ablation_seeds = 32, 4, 2, args.seeds[:2], [0]
         args.restarts, args.ensemble = min(args.restarts, 2), min(args.ensemble, 2)
         args.ablation_size = 32
-    out = Path(args.output)
-    (out / "accuracy").mkdir(parents=True, exist_ok=True)
-    start = time.time()
-    rows = _with_reused_rows(run_all(plan(args), args.workers, out / "accuracy" / "runs.jsonl"), args)
+    return args
+
+
+def _machine(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the runs train, for the page: the CPU and its cores, and the GPU's name (None on the CPU)."""
+    import torch
+
+    from benchmarks.machine import cpu_model
+    from mama_monai.workflows.devices import resolve_device
+
+    device = resolve_device(args.device)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": gpu}
+
+
+def _rows_from_runs(folder: Path) -> None:
+    """``folder/results.json`` from the rows in ``runs.jsonl`` and the settings in ``run_settings.json``
+    (every row of ``runs.jsonl``: it is appended to, so use a fresh ``--output`` per run)."""
+    settings = json.loads((folder / "run_settings.json").read_text())
+    settings.setdefault("note", "rebuilt from runs.jsonl after the run was stopped before its end (a hard time limit): "
+                        "a run not in the tables did not finish; no ROC or t-SNE figure")  # fmt: skip
+    rows = [json.loads(line) for line in (folder / "runs.jsonl").read_text().splitlines() if line.strip()]
+    (folder / "results.json").write_text(json.dumps({"settings": settings, "rows": rows}, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     sys.path.insert(0, str(ROOT))
     from benchmarks.accuracy_report import write_report
 
-    from benchmarks.machine import cpu_model
-
-    settings = dict(vars(args), seconds=time.time() - start, date=time.strftime("%Y-%m-%d"), cpu=cpu_model())
+    out = Path(args.output)
+    if args.report_only:
+        if args.from_runs:
+            _rows_from_runs(out / "accuracy")
+        saved = json.loads((out / "accuracy" / "results.json").read_text())
+        write_report(saved["rows"], saved["settings"], out, saved["settings"].get("seconds", 0.0), fresh=False)
+        return 0
+    (out / "accuracy").mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    settings = dict(vars(args), date=time.strftime("%Y-%m-%d"), **_machine(args))
+    (out / "accuracy" / "run_settings.json").write_text(json.dumps(settings, indent=1))
+    threads = 1 if settings["gpu"] is None else max(1, (os.cpu_count() or 1) // args.workers)
+    jobs = [dict(j, device=args.device, threads=threads, deadline=start + args.budget if args.budget else None) for j in plan(args)]
+    done, skipped = run_all(jobs, args.workers, out / "accuracy" / "runs.jsonl")
+    rows = _with_reused_rows(done, args)
+    settings.update(seconds=time.time() - start, skipped=[f"{j['task']} {j['network']} seed {j['seed']} {j['variant']}" for j in skipped])
     write_report(rows, settings, out, time.time() - start)
     print(f"wrote {out / 'accuracy.md'} in {time.time() - start:.0f} s")
     return 0

@@ -13,7 +13,7 @@ import numpy as np
 
 from benchmarks.machine import cpu_model
 
-NAMES = {"mamanet_compact": "MAMA Net (compact)", "autoencoder": "autoencoder", "memae": "MemAE"}
+NAMES = {"mamanet_compact": "MAMA Net (compact)", "autoencoder": "autoencoder", "memae": "MemAE", "mamanet_paper": "MAMA Net (paper)"}
 TASKS = {
     "lidc": "LIDC-IDRI-0001, fair split: REAL nodules (11 slices) vs matched normals (28)",
     "brain": "brain T1 (MNI152): SIMULATED lesions on 11 held-out slices, bright and dark",
@@ -85,12 +85,16 @@ def _normal_mse(rows: list[dict]) -> str:
 
 
 def _tests_table(groups, task: str) -> list[str]:
-    mama = groups.get((task, "mamanet_compact"), [])
+    """MAMA Net (compact) minus each baseline; where the paper's configuration ran too, it minus
+    each of the others (rows named "<other>, by MAMA Net (paper)")."""
     lines = ["| MAMA Net minus | image AUROC (default score) | pixel AUROC |", "| --- | --- | --- |"]
-    for other in ("autoencoder", "memae"):
-        rows = groups.get((task, other), [])
-        if mama and rows:
-            lines.append(f"| {NAMES[other]} | {_paired(mama, rows, 'auroc_percentile')} | {_paired(mama, rows, 'pixel_auroc')} |")
+    for mama_net, others, suffix in (("mamanet_compact", ("autoencoder", "memae"), ""),
+                                     ("mamanet_paper", ("mamanet_compact", "autoencoder", "memae"), f", by {NAMES['mamanet_paper']}")):  # fmt: skip
+        mama = groups.get((task, mama_net), [])
+        for other in others:
+            rows = groups.get((task, other), [])
+            if mama and rows:
+                lines.append(f"| {NAMES[other]}{suffix} | {_paired(mama, rows, 'auroc_percentile')} | {_paired(mama, rows, 'pixel_auroc')} |")
     return lines
 
 
@@ -265,14 +269,23 @@ def _hand_notes(path: Path) -> list[str]:
     return [] if start is None else text[start:]
 
 
-def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds: float) -> Path:
+def _machine_text(settings: dict[str, Any]) -> str:
+    """The machine of a run: its CPU and cores, and its GPU where it trained on one (saved settings
+    of runs before 2026-12-08 name neither the cores nor a GPU: they ran on this CPU-only machine)."""
+    cpu = f"{settings.get('cpu') or cpu_model()} ({settings.get('cores') or os.cpu_count()} cores"
+    if not settings.get("gpu"):
+        return cpu + ", no GPU)"
+    return f"one {settings['gpu']} GPU ({settings['workers']} runs at a time, bf16 autocast) with {cpu})"
+
+
+def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds: float, fresh: bool = True) -> Path:
     """``out/accuracy.md``, ``out/accuracy/results.json`` and the PNGs beside it. A new run's report
-    starts without notes (those of the previous run described other rows); rewritten from
-    ``results.json`` (``--report-only``: rows without ``_scores``) it keeps the notes written by hand
-    under :data:`NOTES_HEADING`."""
+    (``fresh``) starts without notes (those of the previous run described other rows); rewritten
+    from ``results.json`` (``fresh=False``, ``--report-only``) it keeps the figures of that run and
+    the notes written by hand under :data:`NOTES_HEADING`."""
     folder = out / "accuracy"
     notes: list[str] = []
-    if any("_scores" in r for r in rows):
+    if fresh:
         figures = _figures(rows, folder)
         plain = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
         (folder / "results.json").write_text(json.dumps({"settings": settings, "rows": plain}, indent=1))
@@ -284,13 +297,15 @@ def write_report(rows: list[dict], settings: dict[str, Any], out: Path, seconds:
         "# Detection accuracy: MAMA Net, the autoencoder and MemAE side by side",
         "",
         f"Written by `python benchmarks/accuracy.py{' --quick' if settings['quick'] else ''}` on "
-        f"{settings.get('date') or datetime.date.today().isoformat()}, {settings.get('cpu') or cpu_model()} ({os.cpu_count()} cores, no GPU), in {seconds / 60:.0f} min. "
+        f"{settings.get('date') or datetime.date.today().isoformat()}, {_machine_text(settings)}, {f'in {seconds / 60:.0f} min' if seconds else 'run time not recorded'}. "
         f"Input {settings['size']} x {settings['size']}, {settings['iterations']} iterations of batch 8, "
         f"seeds {settings['seeds']}; mean ± sd over seeds. Every run goes through `train_model` (the checkpoint kept: "
         "lowest reconstruction error on the held-out normal validation slices, `training#checkpoint: normal_error`; "
         "threshold = 95th percentile of held-out normal validation scores) and `evaluate_items`: "
         "no number below was chosen on a test slice. Raw rows: `accuracy/results.json`."
-        + (f" Note: {settings['note']}." if settings.get("note") else ""),
+        + (f" Note: {settings['note']}." if settings.get("note") else "")
+        + (f" Not started within `--budget {settings['budget']:.0f}` s ({len(settings['skipped'])} runs): {'; '.join(settings['skipped'])}."
+           if settings.get("skipped") else ""),
         "",
         "How to read it:",
         "",

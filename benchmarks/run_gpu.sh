@@ -3,7 +3,7 @@
 # nor this project, and no internet. Every step runs under `timeout`; the whole run stays under
 # BUDGET seconds (default 480, for the device tool's 600 s per call), so it runs once per session.
 #
-#   1. install the carried wheels;
+#   1. install the carried wheels (benchmarks/gpu_site.sh);
 #   2. benchmarks/speed.py on the paper configuration (228 x 228, N = 2000, bf16): before (eager)
 #      and after (channels-last, torch.compile, CUDA graphs, fused Adam, cuDNN attention) in the
 #      same run, images/s, TFLOP/s, peak memory and agreement with the eager outputs;
@@ -28,9 +28,9 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
 echo "== install wheels (no deps, no index) into $SITE"
-ls wheels/*.whl || { echo "no wheels/: run benchmarks/make_wheels.sh here and carry 'wheels'"; exit 2; }
-timeout 60 "$PY" -m pip install -q --no-deps --no-index --no-compile --no-cache-dir --upgrade --target "$SITE" wheels/*.whl || exit 3
-export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+# shellcheck source=benchmarks/gpu_site.sh
+. benchmarks/gpu_site.sh
+gpu_site || exit $?
 
 echo "== machine"
 if command -v nvidia-smi >/dev/null; then timeout 20 nvidia-smi; else echo "no nvidia-smi"; fi

@@ -200,3 +200,94 @@ def test_other_residual_maps_known_answers():
     ssim = (2 * ma * mb + c1) * (2 * cov + c2) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
     ours = accuracy._residual_maps(x, r, amap)["ssim"][0, 0].numpy()
     np.testing.assert_allclose(ours[5:-5, 5:-5], ((1 - ssim) / 2)[5:-5, 5:-5], atol=1e-3)
+
+
+def _plan_args(**extra):
+    import argparse
+
+    return argparse.Namespace(**{**dict(size=64, iterations=300, interval=50, tasks=["lidc", "brain"], seeds=[0, 1], no_ablations=True,
+                                        quick=False, ablation_size=64, ablation_seeds=[0], restarts=1, ensemble=1), **extra})  # fmt: skip
+
+
+def test_the_seed_order_runs_task_by_task_seed_by_seed_the_costliest_model_first():
+    args = _plan_args(models=["autoencoder", "mamanet_compact", accuracy.PAPER], ensemble=2)
+    order = [(j["variant"], j["task"], j["seed"], j["network"]) for j in accuracy.plan(argparse_ns(args, order="seed"))]
+    main = [("main", t, s, n) for t in ("lidc", "brain") for s in (0, 1) for n in (accuracy.PAPER, "mamanet_compact", "autoencoder")]
+    assert order[:12] == main  # every one-network run before any ensemble: a budget cut leaves paired seeds
+    assert [o[0] for o in order[12:]] == ["training#ensemble: 2"] * 12
+    # the default: the costliest first (the paper's model, then the ensembles of MAMA Net, ...)
+    costs = [accuracy._cost(j) for j in accuracy.plan(args)]
+    assert costs == sorted(costs, reverse=True)
+    assert accuracy._cost(dict(task="lidc", network=accuracy.PAPER, size=64, iterations=300)) == 10 * accuracy._cost(
+        dict(task="lidc", network="mamanet_compact", size=64, iterations=300))  # fmt: skip
+
+
+def argparse_ns(args, **extra):
+    import argparse
+
+    return argparse.Namespace(**{**vars(args), **extra})
+
+
+def test_a_run_taken_up_after_its_deadline_trains_nothing_and_says_so():
+    import time
+
+    job = dict(task="lidc", network="mamanet_compact", seed=3, variant="main", size=64, iterations=300, interval=50, deadline=time.time() - 1)
+    assert accuracy.run_one(job) == {"task": "lidc", "network": "mamanet_compact", "seed": 3, "variant": "main", "skipped": True}
+
+
+def test_the_papers_network_is_sized_by_the_input_and_the_others_keep_their_config():
+    job = dict(task="lidc", size=32, iterations=4, interval=2, seed=1, overrides={"training#ensemble": 2})
+    paper = accuracy.job_overrides(dict(job, network=accuracy.PAPER))
+    assert paper["network_def#img_size"] == [32, 32] and paper["data#spatial_size"] == [32, 32]
+    assert paper["training#ensemble"] == 2 and paper["seed"] == 1
+    compact = accuracy.job_overrides(dict(job, network="mamanet_compact"))
+    assert "network_def#img_size" not in compact and {k: v for k, v in paper.items() if k != "network_def#img_size"} == compact
+
+
+def test_a_stopped_run_is_rebuilt_from_its_rows_with_a_note(tmp_path):
+    folder = tmp_path / "accuracy"
+    folder.mkdir()
+    settings = {"size": 228, "seeds": [0, 1]}
+    rows = [{"task": "lidc", "network": "autoencoder", "seed": s, "variant": "main", "auroc_percentile": 0.5 + s} for s in (0, 1)]
+    (folder / "run_settings.json").write_text(json.dumps(settings))
+    (folder / "runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
+    accuracy._rows_from_runs(folder)
+    saved = json.loads((folder / "results.json").read_text())
+    assert saved["rows"] == rows
+    assert saved["settings"]["size"] == 228 and saved["settings"]["note"].startswith("rebuilt from runs.jsonl")
+
+
+def test_the_page_names_the_gpu_where_the_runs_trained_on_one(monkeypatch):
+    cpu = {"cpu": "Some CPU", "cores": 16, "workers": 3}
+    assert accuracy_report._machine_text(cpu) == "Some CPU (16 cores, no GPU)"
+    assert accuracy_report._machine_text(dict(cpu, gpu="NVIDIA H100 80GB HBM3")) == (
+        "one NVIDIA H100 80GB HBM3 GPU (3 runs at a time, bf16 autocast) with Some CPU (16 cores)")
+    # settings saved before the cores were recorded: this machine's count (the runs of docs/ ran here)
+    monkeypatch.setattr(accuracy_report.os, "cpu_count", lambda: 7)
+    assert accuracy_report._machine_text({"cpu": "Some CPU"}) == "Some CPU (7 cores, no GPU)"
+
+
+def test_the_papers_mama_net_is_compared_with_every_other_model_by_seed():
+    rows = [_row(n, s, a) for n, values in (("mamanet_compact", [0.6, 0.7, 0.9]), ("memae", [0.7, 0.7, 0.7]),
+                                            (accuracy.PAPER, [0.8, 0.75, 0.9])) for s, a in enumerate(values)]  # fmt: skip
+    table = accuracy_report._tests_table(accuracy_report._group(rows), "lidc")
+    paper_minus_compact = ttest_rel([0.8, 0.75, 0.9], [0.6, 0.7, 0.9])
+    assert table[2:] == [
+        f"| MemAE | {np.mean([-0.1, 0.0, 0.2]):+.3f}, p = {ttest_rel([0.6, 0.7, 0.9], [0.7, 0.7, 0.7]).pvalue:.3f} | +0.000 (constant difference) |",
+        f"| MAMA Net (compact), by MAMA Net (paper) | {np.mean([0.2, 0.05, 0.0]):+.3f}, p = {paper_minus_compact.pvalue:.3f} | +0.000 (constant difference) |",
+        f"| MemAE, by MAMA Net (paper) | {np.mean([0.1, 0.05, 0.2]):+.3f}, p = {ttest_rel([0.8, 0.75, 0.9], [0.7, 0.7, 0.7]).pvalue:.3f} | +0.000 (constant difference) |",
+    ]
+
+
+def test_a_fresh_run_without_figures_still_saves_its_rows_and_drops_the_old_notes(tmp_path):
+    # a run cut by --budget before its first seed's figures: its rows carry no _scores, yet they are
+    # this run's, so results.json is written and the previous page's hand notes are not carried over
+    saved = json.loads((ROOT / "docs" / "accuracy" / "results.json").read_text())
+    rows = [r for r in saved["rows"] if r["variant"] == "main" and r["task"] == "lidc"][:4]
+    (tmp_path / "accuracy").mkdir()
+    (tmp_path / "accuracy.md").write_text(f"old page\n\n{accuracy_report.NOTES_HEADING}\n\n- a note about other rows\n")
+    accuracy_report.write_report(rows, dict(saved["settings"], budget=300.0, skipped=["lidc memae seed 4 main"]), tmp_path, 60.0)
+    assert json.loads((tmp_path / "accuracy" / "results.json").read_text())["rows"] == rows
+    page = (tmp_path / "accuracy.md").read_text()
+    assert accuracy_report.NOTES_HEADING not in page and "in 1 min" in page
+    assert "Not started within `--budget 300` s (1 runs): lidc memae seed 4 main." in page
