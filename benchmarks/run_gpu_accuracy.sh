@@ -8,7 +8,8 @@
 #   2. benchmarks/accuracy.py on the demo's fair LIDC split at 228 x 228, 1000 iterations of batch
 #      8 (bf16 autocast, as `mama-monai train` on CUDA), seeds 0-4, the three compact models and
 #      the paper's MAMA Net (global memory, 957 M parameters), WORKERS runs sharing the GPU, seed by
-#      seed (--order seed), no run started after the accuracy budget (--budget), the rest listed;
+#      seed, the compact models first (--order seed), no run started after the accuracy budget
+#      (--budget), the rest listed;
 #   3. if the hard limit stopped it, the page rebuilt from the rows that finished (--from-runs);
 #   4. everything in one archive, $OUT/accuracy_gpu.tar.gz (the tool brings back at most 8 files).
 #
