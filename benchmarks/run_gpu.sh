@@ -32,16 +32,7 @@ echo "== install wheels (no deps, no index) into $SITE"
 . benchmarks/gpu_site.sh
 gpu_site || exit $?
 
-echo "== machine"
-if command -v nvidia-smi >/dev/null; then timeout 20 nvidia-smi; else echo "no nvidia-smi"; fi
-nproc
-timeout 60 "$PY" - <<'PY' || exit 4
-import platform, monai, numpy, torch
-print("python", platform.python_version(), "| torch", torch.__version__, "cuda", torch.version.cuda,
-      "| monai", monai.__version__, "| numpy", numpy.__version__)
-if torch.cuda.is_available():
-    print("gpu:", torch.cuda.get_device_name(0), torch.cuda.get_device_properties(0).total_memory // 2**20, "MiB")
-PY
+gpu_machine || exit 4
 
 # the speed table first (it matters most); variants in priority order, later ones skipped when
 # the speed budget is spent; the loader keeps 70 s

@@ -37,10 +37,7 @@ echo "== install wheels (no deps, no index) into $SITE"
 . benchmarks/gpu_site.sh
 gpu_site || exit $?
 
-echo "== machine"
-if command -v nvidia-smi >/dev/null; then timeout 20 nvidia-smi; else echo "no nvidia-smi"; fi
-nproc
-timeout 60 "$PY" -c 'import monai, SimpleITK, torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "| monai", monai.__version__)' || exit 4
+gpu_machine || exit 4
 
 # runs start until START_BY, RUN_MAX seconds (the longest run expected) before LIMIT, when whatever
 # still trains is stopped (its row is lost); 40 s are left for the page and the archive
