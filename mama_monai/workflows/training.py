@@ -540,8 +540,8 @@ def train_ensemble(
     target = member_def.pop("_target_")
     ensemble = ReconstructionEnsemble.of([r.network for r in runs], target, member_def).eval()
     cfg, scoring = parser.get_parsed_content("training"), parser.get_parsed_content("scoring")
-    amp = _amp(cfg, ctx)
-    val = score_items(ensemble, AnomalyMap(2, **anomaly_map_args(scoring)), val_items, ctx.device, int(cfg["batch_size"]), amp)
+    # full precision, as `score` and `evaluate` compute the scores this threshold is compared with (_calibrate)
+    val = score_items(ensemble, AnomalyMap(2, **anomaly_map_args(scoring)), val_items, ctx.device, int(cfg["batch_size"]))
     threshold = _calibrate(val, scoring)
     error = normal_mse(val)
     logger.info("ensemble of %d networks: held-out normal error %.5f (members %s)", members, error,
@@ -582,7 +582,12 @@ def slice_coverage(scoring: dict[str, Any]) -> float:
 
 
 def _calibrate(val: dict[str, Any], scoring: dict[str, Any]) -> dict[str, Any]:
-    """The threshold entry of a model file from the scored validation slices and the ``scoring`` section."""
+    """The threshold entry of a model file from the scored validation slices and the ``scoring`` section.
+
+    ``val`` must be scored in full precision (no bf16 autocast, whatever ``training#amp`` did on
+    CUDA): ``mama-monai score`` and ``evaluate`` compute the scores compared with this threshold
+    that way, and bf16 rounds each reconstructed value by up to 0.4 %, not small beside the
+    residuals the scores are made of."""
     return calibrate_thresholds(val, float(scoring["threshold_quantile"]), slice_coverage(scoring))
 
 
@@ -619,7 +624,8 @@ def _train_once(
     seconds = time.perf_counter() - start
     _best_network(run, ckpt_dir, ctx, choice)
     batch_size = int(cfg["batch_size"])
-    val = score_items(run.eval_network, run.anomaly_map, val_items, ctx.device, batch_size, run.amp, run.memory_format)
+    # full precision whatever training#amp did (_calibrate)
+    val = score_items(run.eval_network, run.anomaly_map, val_items, ctx.device, batch_size, memory_format=run.memory_format)
     threshold = _calibrate(val, parser.get_parsed_content("scoring"))
     model_path = _save(parser, run, output_dir, threshold) if ctx.is_main else None
     if ctx.enabled:
