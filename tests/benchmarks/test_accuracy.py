@@ -292,3 +292,18 @@ def test_a_fresh_run_without_figures_still_saves_its_rows_and_drops_the_old_note
     page = (tmp_path / "accuracy.md").read_text()
     assert accuracy_report.NOTES_HEADING not in page and "in 1 min" in page
     assert "Not started within `--budget 300` s (1 runs): lidc memae seed 4 main." in page
+
+
+def test_run_all_hands_back_rows_and_skipped_runs_apart_and_train_rows_takes_its_rows(tmp_path):
+    import time
+
+    from benchmarks import rows_file
+
+    job = dict(task="lidc", network="autoencoder", seed=0, variant="main", size=32, iterations=4, interval=2, deadline=time.time() - 1)
+    rows, skipped = accuracy.run_all([job], 1, tmp_path / "runs.jsonl")
+    assert rows == [] and skipped == [{"task": "lidc", "network": "autoencoder", "seed": 0, "variant": "main", "skipped": True}]
+    assert (tmp_path / "runs.jsonl").read_text() == ""  # a skipped run is no row
+    # the benchmarks built on run_all (rows_file.train_rows) unpack the pair; they set no deadline, so
+    # a skipped run there is an error, not a silently shorter table
+    with pytest.raises(RuntimeError, match="1 run\\(s\\) skipped"):
+        rows_file.train_rows([job], 1, tmp_path / "sweep.json")
