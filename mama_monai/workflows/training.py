@@ -540,9 +540,7 @@ def train_ensemble(
     target = member_def.pop("_target_")
     ensemble = ReconstructionEnsemble.of([r.network for r in runs], target, member_def).eval()
     cfg, scoring = parser.get_parsed_content("training"), parser.get_parsed_content("scoring")
-    # full precision, as `score` and `evaluate` compute the scores this threshold is compared with (_calibrate)
-    val = score_items(ensemble, AnomalyMap(2, **anomaly_map_args(scoring)), val_items, ctx.device, int(cfg["batch_size"]))
-    threshold = _calibrate(val, scoring)
+    val, threshold = _calibrated(ensemble, AnomalyMap(2, **anomaly_map_args(scoring)), val_items, ctx, int(cfg["batch_size"]), scoring)
     error = normal_mse(val)
     logger.info("ensemble of %d networks: held-out normal error %.5f (members %s)", members, error,
                 ", ".join(f"{r['val_normal_mse']:.5f}" for r in record))  # fmt: skip
@@ -581,14 +579,19 @@ def slice_coverage(scoring: dict[str, Any]) -> float:
     return float(value)
 
 
-def _calibrate(val: dict[str, Any], scoring: dict[str, Any]) -> dict[str, Any]:
-    """The threshold entry of a model file from the scored validation slices and the ``scoring`` section.
+def _calibrated(
+    network: nn.Module, anomaly_map: AnomalyMap, val_items: Sequence[dict], ctx: DistributedContext, batch_size: int,
+    scoring: dict[str, Any], memory_format: torch.memory_format | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The validation slices scored by ``network``, and the threshold entry of a model file from
+    them and the ``scoring`` section.
 
-    ``val`` must be scored in full precision (no bf16 autocast, whatever ``training#amp`` did on
-    CUDA): ``mama-monai score`` and ``evaluate`` compute the scores compared with this threshold
-    that way, and bf16 rounds each reconstructed value by up to 0.4 %, not small beside the
-    residuals the scores are made of."""
-    return calibrate_thresholds(val, float(scoring["threshold_quantile"]), slice_coverage(scoring))
+    Scored in full precision (no bf16 autocast, whatever ``training#amp`` did on CUDA):
+    ``mama-monai score`` and ``evaluate`` compute the scores compared with this threshold that
+    way, and bf16 rounds each reconstructed value by up to 0.4 %, not small beside the residuals
+    the scores are made of."""
+    val = score_items(network, anomaly_map, val_items, ctx.device, batch_size, memory_format=memory_format)
+    return val, calibrate_thresholds(val, float(scoring["threshold_quantile"]), slice_coverage(scoring))
 
 
 def normal_mse(scored: dict[str, Any]) -> float | None:
@@ -624,9 +627,7 @@ def _train_once(
     seconds = time.perf_counter() - start
     _best_network(run, ckpt_dir, ctx, choice)
     batch_size = int(cfg["batch_size"])
-    # full precision whatever training#amp did (_calibrate)
-    val = score_items(run.eval_network, run.anomaly_map, val_items, ctx.device, batch_size, memory_format=run.memory_format)
-    threshold = _calibrate(val, parser.get_parsed_content("scoring"))
+    val, threshold = _calibrated(run.eval_network, run.anomaly_map, val_items, ctx, batch_size, parser.get_parsed_content("scoring"), run.memory_format)
     model_path = _save(parser, run, output_dir, threshold) if ctx.is_main else None
     if ctx.enabled:
         torch.distributed.barrier()
