@@ -211,7 +211,7 @@ def _plan_args(**extra):
 
 def test_the_seed_order_runs_task_by_task_seed_by_seed_the_papers_model_last():
     args = _plan_args(models=["autoencoder", "mamanet_compact", accuracy.PAPER], ensemble=2)
-    order = [(j["variant"], j["task"], j["seed"], j["network"]) for j in accuracy.plan(argparse_ns(args, order="seed"))]
+    order = [(j["variant"], j["task"], j["seed"], j["network"]) for j in accuracy.plan(_plan_args(**vars(args), order="seed"))]
     compact = [("main", t, s, n) for t in ("lidc", "brain") for s in (0, 1) for n in ("mamanet_compact", "autoencoder")]
     paper = [("main", t, s, accuracy.PAPER) for t in ("lidc", "brain") for s in (0, 1)]
     assert order[:12] == compact + paper  # every one-network run before any ensemble: a budget cut leaves paired seeds
@@ -221,12 +221,6 @@ def test_the_seed_order_runs_task_by_task_seed_by_seed_the_papers_model_last():
     assert costs == sorted(costs, reverse=True)
     assert accuracy._cost(dict(task="lidc", network=accuracy.PAPER, size=64, iterations=300)) == 10 * accuracy._cost(
         dict(task="lidc", network="mamanet_compact", size=64, iterations=300))  # fmt: skip
-
-
-def argparse_ns(args, **extra):
-    import argparse
-
-    return argparse.Namespace(**{**vars(args), **extra})
 
 
 def test_a_run_taken_up_after_its_deadline_trains_nothing_and_says_so():
